@@ -1,0 +1,52 @@
+"""The ``facelite`` command. Each sub-command lives in :mod:`facelite.commands` as a module with
+``register(subparsers)``; this file only assembles them. Command modules import heavy
+dependencies (torch, matplotlib) inside their ``run`` functions so that ``--help`` stays fast."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from . import __version__
+
+# Sub-command modules, in the order ``facelite --help`` lists them.
+COMMANDS = ("detect", "eval", "train", "export", "bench", "video", "align", "blur", "augment_preview", "pseudolabel")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="facelite",
+        description="Real-time face and 5-landmark detection on CPUs.",
+    )
+    parser.add_argument("--version", action="version", version=f"facelite {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"facelite.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"facelite.commands.{name}":
+                continue  # command not built yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        print(f"facelite {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

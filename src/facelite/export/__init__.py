@@ -1,0 +1,1 @@
+"""Export to deployable formats (needs the ``train`` extra)."""

@@ -1,0 +1,148 @@
+"""The model's geometry, defined once.
+
+A :class:`ModelSpec` says everything the run time needs to know about a network
+besides its weights: the strides of the feature maps, the anchor sizes per level,
+the variances of the box/landmark coding, the input normalisation and channel
+order, the width multiplier, and the landmark order. Training builds its anchors
+from the same object, and :func:`facelite.export.onnx.export_onnx` writes it into
+the ONNX file's metadata (key :data:`METADATA_KEY`) so the run time reads it back
+instead of assuming it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+
+METADATA_KEY = "facelite.spec"
+SPEC_FORMAT_VERSION = 1
+
+LANDMARK_NAMES: tuple[str, ...] = (
+    "left_eye",
+    "right_eye",
+    "nose",
+    "left_mouth",
+    "right_mouth",
+)
+"""Landmark order. Left/right as seen in the image (the subject's right eye is ``left_eye``)."""
+
+FLIP_PERMUTATION: tuple[int, ...] = (1, 0, 2, 4, 3)
+"""Landmark index permutation to apply after a horizontal flip."""
+
+# Input normalisation of the two ImageNet backbones in ../shared/weights/imagenet.
+# torchvision MobileNetV2 (alpha 1.0): RGB, (x/255 - mean) / std.
+TORCHVISION_MEAN = (123.675, 116.28, 103.53)
+TORCHVISION_STD = (58.395, 57.12, 57.375)
+# Keras MobileNetV2 (alpha 0.35): RGB, x / 127.5 - 1.
+KERAS_MEAN = (127.5, 127.5, 127.5)
+KERAS_STD = (127.5, 127.5, 127.5)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Geometry and input convention of one detector.
+
+    Attributes:
+        name: model name, e.g. ``"mobilenetv2-0.35"``.
+        alpha: MobileNetV2 width multiplier.
+        strides: stride (input pixels per feature cell) of each pyramid level.
+        min_sizes: anchor side lengths in input pixels, one tuple per level; every
+            level has the same number of anchors per location.
+        variances: (centre, size) variances of the SSD/RetinaFace box coding.
+        channel_order: ``"RGB"`` or ``"BGR"``: what the network's input channel 0..2 hold.
+        mean, std: per-channel normalisation in ``channel_order``, on the 0..255 scale:
+            ``x_net = (x - mean) / std``.
+        fpn_channels: width of FPN and SSH feature maps.
+        pad_multiple: the network input's height and width are padded to a multiple of this.
+        landmark_names: order of the 5 landmarks in the outputs.
+    """
+
+    name: str = "mobilenetv2-0.35"
+    alpha: float = 0.35
+    strides: tuple[int, ...] = (8, 16, 32)
+    min_sizes: tuple[tuple[int, ...], ...] = ((16, 32), (64, 128), (256, 512))
+    variances: tuple[float, float] = (0.1, 0.2)
+    channel_order: str = "RGB"
+    mean: tuple[float, float, float] = KERAS_MEAN
+    std: tuple[float, float, float] = KERAS_STD
+    fpn_channels: int = 64
+    pad_multiple: int = 32
+    landmark_names: tuple[str, ...] = field(default=LANDMARK_NAMES)
+    format_version: int = SPEC_FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.alpha <= 1.5:
+            raise ValueError(f"alpha must be in (0, 1.5], got {self.alpha}")
+        if len(self.strides) != len(self.min_sizes):
+            raise ValueError("strides and min_sizes must have one entry per pyramid level")
+        counts = {len(m) for m in self.min_sizes}
+        if len(counts) != 1:
+            raise ValueError(f"every level needs the same number of anchors, got {self.min_sizes}")
+        if self.channel_order not in ("RGB", "BGR"):
+            raise ValueError(f"channel_order must be 'RGB' or 'BGR', got {self.channel_order!r}")
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise ValueError("mean and std need 3 values each, std > 0")
+        if len(self.variances) != 2:
+            raise ValueError("variances must be (centre, size)")
+        if self.pad_multiple % max(self.strides) != 0:
+            raise ValueError("pad_multiple must be a multiple of the largest stride")
+
+    @property
+    def anchors_per_location(self) -> int:
+        return len(self.min_sizes[0])
+
+    @property
+    def num_landmarks(self) -> int:
+        return len(self.landmark_names)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ModelSpec":
+        raw = json.loads(text)
+        version = raw.get("format_version", 0)
+        if version > SPEC_FORMAT_VERSION:
+            raise ValueError(
+                f"model spec format {version} is newer than this facelite understands "
+                f"({SPEC_FORMAT_VERSION}); upgrade facelite"
+            )
+        known = {f.name for f in fields(cls)}
+        unknown = set(raw) - known
+        if unknown:
+            raise ValueError(f"unknown model spec fields: {sorted(unknown)}")
+        tuples = {
+            "strides": tuple(int(s) for s in raw.get("strides", cls.strides)),
+            "min_sizes": tuple(tuple(int(m) for m in lvl) for lvl in raw.get("min_sizes", cls.min_sizes)),
+            "variances": tuple(float(v) for v in raw.get("variances", cls.variances)),
+            "mean": tuple(float(v) for v in raw.get("mean", cls.mean)),
+            "std": tuple(float(v) for v in raw.get("std", cls.std)),
+            "landmark_names": tuple(raw.get("landmark_names", LANDMARK_NAMES)),
+        }
+        raw.update(tuples)
+        return cls(**raw)
+
+    def to_metadata(self) -> dict[str, str]:
+        """Key/value pairs for an ONNX model's ``metadata_props``."""
+        return {METADATA_KEY: self.to_json()}
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, str]) -> "ModelSpec":
+        if METADATA_KEY not in metadata:
+            raise ValueError(
+                f"model file has no '{METADATA_KEY}' metadata: it was not exported by facelite "
+                "(use facelite.export.onnx.export_onnx or `facelite export`)"
+            )
+        return cls.from_json(metadata[METADATA_KEY])
+
+
+def default_spec(alpha: float, fpn_channels: int = 64) -> ModelSpec:
+    """The spec used for a MobileNetV2 of width ``alpha``; normalisation follows its ImageNet weights."""
+    keras = abs(alpha - 1.0) > 1e-6  # all widths other than 1.0 start from the Keras-convention weights
+    return ModelSpec(
+        name=f"mobilenetv2-{alpha:g}",
+        alpha=alpha,
+        mean=KERAS_MEAN if keras else TORCHVISION_MEAN,
+        std=KERAS_STD if keras else TORCHVISION_STD,
+        fpn_channels=fpn_channels,
+    )
