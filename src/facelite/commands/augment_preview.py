@@ -1,0 +1,62 @@
+"""``facelite augment-preview``: write augmented training samples with their labels drawn, to check by eye."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("augment-preview", help="write a few augmented training samples with labels drawn",
+                       description="Apply the training augmentation of a recipe to a few training images and "
+                                   "write them with boxes (green: WIDER, red: with landmarks) and landmark points "
+                                   "drawn, as one grid PNG.")
+    p.add_argument("--config", required=True, help="TOML recipe")
+    p.add_argument("--out", default="augment_preview.png", help="output PNG")
+    p.add_argument("-n", type=int, default=12, help="number of samples")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import cv2
+    import numpy as np
+
+    from ..spec import default_spec
+    from ..train.augment import AugmentConfig, Labels, augment
+    from ..train.config import load_config
+    from ..train.dataset import read_image
+    from ..train.trainer import load_paste_crops, load_samples
+
+    cfg = load_config(args.config)
+    spec = default_spec(cfg.model.alpha, cfg.model.fpn_channels)
+    samples = load_samples(cfg)
+    crops = load_paste_crops(cfg)
+    crop_images = [read_image(c.path) for c in crops]
+    mean_bgr = spec.mean[::-1] if spec.channel_order == "RGB" else spec.mean
+    aug = AugmentConfig(size=cfg.data.image_size, crop_scales=tuple(cfg.data.crop_scales),
+                        fill_bgr=tuple(int(round(v)) for v in mean_bgr), paste_prob=cfg.data.paste_prob,
+                        paste_max=cfg.data.paste_max)
+    rng = np.random.default_rng(args.seed)
+    tiles = []
+    colours = [(255, 0, 0), (0, 0, 255), (0, 255, 255), (255, 0, 255), (0, 255, 0)]
+    for idx in rng.choice(len(samples), size=min(args.n, len(samples)), replace=False):
+        s = samples[int(idx)]
+        img, lab = augment(read_image(s.path), Labels(s.boxes, s.landmarks, s.has_landmarks), aug, rng,
+                           crops, crop_images)
+        for b, pts, has in zip(lab.boxes, lab.landmarks, lab.has_landmarks):
+            x1, y1, x2, y2 = (int(round(v)) for v in b)
+            cv2.rectangle(img, (x1, y1), (x2, y2), (0, 0, 255) if has else (0, 255, 0), 1)
+            if has:
+                for k, (x, y) in enumerate(pts):
+                    cv2.circle(img, (int(round(x)), int(round(y))), 1, colours[k], -1)
+        tiles.append(img)
+    cols = 4
+    while len(tiles) % cols:
+        tiles.append(np.zeros_like(tiles[0]))
+    grid = np.vstack([np.hstack(tiles[i : i + cols]) for i in range(0, len(tiles), cols)])
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(out), grid)
+    print(f"wrote {out} ({len(tiles)} samples)")
+    return 0

@@ -1,0 +1,101 @@
+"""int8 quantization of an exported float32 facelite ONNX model (ONNX Runtime's quantizer).
+
+- :func:`quantize_static_int8`: QDQ format, per-channel int8 weights, uint8 activations,
+  calibrated on real images preprocessed exactly as at run time. The shipped int8 models.
+- :func:`quantize_dynamic_int8`: ONNX Runtime's dynamic quantization (int8 weights,
+  activations quantized on the fly), the equivalent of the paper's "dynamic optimization".
+  Kept for the benchmark tables: on x86 it makes this convolutional network slower.
+
+Both copy the float model's metadata (the :class:`~facelite.spec.ModelSpec`) into the result.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnxruntime.quantization import (
+    CalibrationDataReader,
+    CalibrationMethod,
+    QuantFormat,
+    QuantType,
+    quantize_dynamic,
+    quantize_static,
+)
+from onnxruntime.quantization.shape_inference import quant_pre_process
+
+from ..imageio import load_image
+from ..preprocess import preprocess
+from ..spec import ModelSpec
+from .onnx import INPUT_NAME, add_metadata
+
+
+def _metadata(path: Path) -> dict[str, str]:
+    return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+
+
+def _copy_metadata(src: Path, dst: Path, precision: str) -> None:
+    proto = onnx.load(str(dst))
+    add_metadata(proto, {**_metadata(src), "facelite.precision": precision})
+    onnx.save(proto, str(dst))
+
+
+class ImageCalibrationReader(CalibrationDataReader):
+    """Feeds images through facelite's own preprocessing, one (1, 3, H, W) tensor at a time."""
+
+    def __init__(self, images: Iterable[str | Path], spec: ModelSpec, input_size: int) -> None:
+        self._paths = list(images)
+        self._spec = spec
+        self._size = input_size
+        self._it: Iterator[dict[str, np.ndarray]] | None = None
+
+    def _gen(self) -> Iterator[dict[str, np.ndarray]]:
+        for p in self._paths:
+            tensor, _ = preprocess(load_image(p), self._spec, self._size)
+            yield {INPUT_NAME: tensor}
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        if self._it is None:
+            self._it = self._gen()
+        return next(self._it, None)
+
+    def rewind(self) -> None:
+        self._it = None
+
+
+def quantize_static_int8(float_model: str | Path, out: str | Path, calibration_images: list[str | Path],
+                         input_size: int = 640, method: str = "minmax") -> Path:
+    """Static QDQ int8 (per-channel weights) calibrated on ``calibration_images``."""
+    float_model, out = Path(float_model), Path(out)
+    if len(calibration_images) == 0:
+        raise ValueError("static quantization needs calibration images")
+    spec = ModelSpec.from_metadata(_metadata(float_model))
+    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+               "percentile": CalibrationMethod.Percentile}
+    if method not in methods:
+        raise ValueError(f"calibration method must be one of {sorted(methods)}")
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(float_model), str(pre), skip_symbolic_shape=True)
+        quantize_static(
+            str(pre), str(out), ImageCalibrationReader(calibration_images, spec, input_size),
+            quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8, calibrate_method=methods[method],
+            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+        )
+    _copy_metadata(float_model, out, "int8")
+    return out
+
+
+def quantize_dynamic_int8(float_model: str | Path, out: str | Path) -> Path:
+    """ONNX Runtime dynamic int8 (the paper's "dynamic" conversion); for comparison only."""
+    float_model, out = Path(float_model), Path(out)
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(float_model), str(pre), skip_symbolic_shape=True)
+        quantize_dynamic(str(pre), str(out), weight_type=QuantType.QInt8, per_channel=True)
+    _copy_metadata(float_model, out, "dynamic-int8")
+    return out

@@ -1,0 +1,184 @@
+"""Training augmentation (RetinaFace recipe): random square crop, photometric distortion,
+landmark-crop pasting, horizontal flip with landmark swap, resize to the training size.
+
+All functions take and return BGR uint8 images and labels in that image's pixels:
+boxes float32 (N, 4) xyxy, landmarks float32 (N, 5, 2), has_landmarks bool (N,).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ..spec import FLIP_PERMUTATION
+from .data import LandmarkCrop
+
+_INTERPOLATIONS = (cv2.INTER_LINEAR, cv2.INTER_CUBIC, cv2.INTER_AREA, cv2.INTER_NEAREST, cv2.INTER_LANCZOS4)
+
+
+@dataclass
+class Labels:
+    boxes: np.ndarray
+    landmarks: np.ndarray
+    has_landmarks: np.ndarray
+
+    def select(self, keep: np.ndarray) -> "Labels":
+        return Labels(self.boxes[keep], self.landmarks[keep], self.has_landmarks[keep])
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+
+@dataclass
+class AugmentConfig:
+    size: int = 320
+    crop_scales: tuple[float, ...] = (0.3, 0.45, 0.6, 0.8, 1.0)
+    crop_tries: int = 50
+    fill_bgr: tuple[int, int, int] = (104, 117, 123)
+    photometric: bool = True
+    flip_prob: float = 0.5
+    paste_prob: float = 0.0
+    paste_max: int = 3
+    paste_min_size: float = 12.0
+    paste_max_size: float = 0.45  # fraction of ``size``
+
+
+def random_square_crop(image: np.ndarray, labels: Labels, cfg: AugmentConfig,
+                       rng: np.random.Generator) -> tuple[np.ndarray, Labels]:
+    """Crop a random square of side ``scale * shorter side`` (scale from ``cfg.crop_scales``;
+    > 1 zooms out, filling outside the image with ``cfg.fill_bgr``) and resize it to
+    ``cfg.size`` x ``cfg.size`` in one warp. Faces whose centre lies outside the square are
+    dropped; a square keeping at least one face is retried for ``cfg.crop_tries`` tries (images
+    without faces take the first square). Returns the new image and labels in its pixels."""
+    h, w = image.shape[:2]
+    short = min(h, w)
+    centres = (labels.boxes[:, :2] + labels.boxes[:, 2:]) / 2
+    chosen = None
+    for _ in range(max(cfg.crop_tries, 1)):
+        side = max(int(cfg.crop_scales[rng.integers(len(cfg.crop_scales))] * short), 1)
+        x0 = int(rng.integers(min(0, w - side), max(0, w - side) + 1))
+        y0 = int(rng.integers(min(0, h - side), max(0, h - side) + 1))
+        inside = (
+            (centres[:, 0] > x0) & (centres[:, 0] < x0 + side) & (centres[:, 1] > y0) & (centres[:, 1] < y0 + side)
+        )
+        if chosen is None or inside.any():
+            chosen = (side, x0, y0, inside)
+        if inside.any() or len(labels) == 0:
+            break
+    side, x0, y0, inside = chosen  # type: ignore[misc]
+    if len(labels) and not inside.any():  # no square kept a face: use the whole image, padded square
+        side, x0, y0 = max(h, w), 0, 0
+        inside = np.ones(len(labels), bool)
+    s = cfg.size / side
+    m = np.array([[s, 0, -x0 * s], [0, s, -y0 * s]], np.float32)
+    interp = _INTERPOLATIONS[rng.integers(len(_INTERPOLATIONS))]
+    out = cv2.warpAffine(image, m, (cfg.size, cfg.size), flags=interp,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=cfg.fill_bgr)
+    kept = labels.select(inside)
+    boxes = (kept.boxes - [x0, y0, x0, y0]) * s
+    boxes = np.clip(boxes, 0, cfg.size).astype(np.float32)
+    lmks = ((kept.landmarks - [x0, y0]) * s).astype(np.float32)
+    valid = (boxes[:, 2] - boxes[:, 0] > 1e-3) & (boxes[:, 3] - boxes[:, 1] > 1e-3)
+    return out, Labels(boxes, lmks, kept.has_landmarks).select(valid)
+
+
+def photometric_distort(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Random brightness (±32), contrast (×0.5–1.5), saturation (×0.5–1.5) and hue (±18°),
+    each applied with probability 0.5, in RetinaFace's order."""
+    img = image.astype(np.float32)
+    contrast_first = rng.random() < 0.5
+    if rng.random() < 0.5:
+        img += rng.uniform(-32, 32)
+    if contrast_first and rng.random() < 0.5:
+        img *= rng.uniform(0.5, 1.5)
+    np.clip(img, 0, 255, out=img)
+    sat = rng.random() < 0.5
+    hue = rng.random() < 0.5
+    if sat or hue:
+        hsv = cv2.cvtColor(img.astype(np.uint8), cv2.COLOR_BGR2HSV).astype(np.float32)
+        if sat:
+            hsv[..., 1] = np.clip(hsv[..., 1] * rng.uniform(0.5, 1.5), 0, 255)
+        if hue:
+            hsv[..., 0] = (hsv[..., 0] + rng.integers(-9, 10)) % 180  # OpenCV hue is degrees / 2
+        img = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2BGR).astype(np.float32)
+    if not contrast_first and rng.random() < 0.5:
+        img *= rng.uniform(0.5, 1.5)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def hflip(image: np.ndarray, labels: Labels) -> tuple[np.ndarray, Labels]:
+    """Mirror left-right; left/right eye and mouth landmarks swap names."""
+    w = image.shape[1]
+    boxes = labels.boxes.copy()
+    boxes[:, [0, 2]] = w - labels.boxes[:, [2, 0]]
+    lmks = labels.landmarks.copy()
+    lmks[..., 0] = w - lmks[..., 0]
+    lmks = lmks[:, list(FLIP_PERMUTATION)]
+    return np.ascontiguousarray(image[:, ::-1]), Labels(boxes, lmks, labels.has_landmarks)
+
+
+def _feather_mask(h: int, w: int) -> np.ndarray:
+    """(h, w, 1) float32 alpha, 1 inside and ramping to 0 over the outer ~20 % of each side."""
+    ry = np.minimum(np.arange(h) + 0.5, h - np.arange(h) - 0.5) / max(0.2 * h, 1)
+    rx = np.minimum(np.arange(w) + 0.5, w - np.arange(w) - 0.5) / max(0.2 * w, 1)
+    return np.clip(np.minimum(ry[:, None], rx[None, :]), 0, 1)[..., None].astype(np.float32)
+
+
+def paste_landmark_crops(image: np.ndarray, labels: Labels, crops: list[LandmarkCrop], crop_images: list[np.ndarray],
+                         cfg: AugmentConfig, rng: np.random.Generator) -> tuple[np.ndarray, Labels]:
+    """Paste up to ``cfg.paste_max`` landmark crops (each with a face box) at random positions and
+    scales, feather-blended, where they do not cover labelled faces. Adds their boxes and landmarks."""
+    if not crops or rng.random() >= cfg.paste_prob:
+        return image, labels
+    out = image.copy()
+    size = image.shape[0]
+    boxes, lmks, has = [labels.boxes], [labels.landmarks], [labels.has_landmarks]
+    occupied = labels.boxes.copy()
+    for _ in range(int(rng.integers(1, cfg.paste_max + 1))):
+        k = int(rng.integers(len(crops)))
+        crop, pix = crops[k], crop_images[k]
+        if crop.box is None:
+            continue
+        face_w = crop.box[2] - crop.box[0]
+        target = np.exp(rng.uniform(np.log(cfg.paste_min_size), np.log(cfg.paste_max_size * size)))
+        s = target / max(face_w, 1e-3)
+        ch, cw = max(int(round(pix.shape[0] * s)), 2), max(int(round(pix.shape[1] * s)), 2)
+        if ch >= size or cw >= size:
+            continue
+        area = (occupied[:, 2] - occupied[:, 0]) * (occupied[:, 3] - occupied[:, 1])
+        for _try in range(8):  # a free spot: covers no labelled face by more than 10 % of its area
+            x0, y0 = int(rng.integers(0, size - cw + 1)), int(rng.integers(0, size - ch + 1))
+            sq = np.array([x0, y0, x0 + cw, y0 + ch], np.float32)
+            ix = np.clip(np.minimum(occupied[:, 2], sq[2]) - np.maximum(occupied[:, 0], sq[0]), 0, None)
+            iy = np.clip(np.minimum(occupied[:, 3], sq[3]) - np.maximum(occupied[:, 1], sq[1]), 0, None)
+            if not np.any(ix * iy > 0.1 * np.maximum(area, 1e-3)):
+                break
+        else:
+            continue
+        patch = cv2.resize(pix, (cw, ch), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+        alpha = _feather_mask(ch, cw)
+        roi = out[y0 : y0 + ch, x0 : x0 + cw].astype(np.float32)
+        out[y0 : y0 + ch, x0 : x0 + cw] = (alpha * patch + (1 - alpha) * roi).astype(np.uint8)
+        sx, sy = cw / pix.shape[1], ch / pix.shape[0]
+        b = crop.box * np.array([sx, sy, sx, sy], np.float32) + np.array([x0, y0, x0, y0], np.float32)
+        boxes.append(b[None].astype(np.float32))
+        lmks.append((crop.landmarks * [sx, sy] + [x0, y0])[None].astype(np.float32))
+        has.append(np.ones(1, bool))
+        occupied = np.concatenate([occupied, sq[None]])
+    return out, Labels(np.concatenate(boxes), np.concatenate(lmks), np.concatenate(has))
+
+
+def augment(image: np.ndarray, labels: Labels, cfg: AugmentConfig, rng: np.random.Generator,
+            crops: list[LandmarkCrop] | None = None,
+            crop_images: list[np.ndarray] | None = None) -> tuple[np.ndarray, Labels]:
+    """The full training transform; output image is ``cfg.size`` x ``cfg.size`` BGR uint8."""
+    out, lab = random_square_crop(image, labels, cfg, rng)
+    if crops:  # before the colour changes, so pasted faces share the image's colour statistics
+        out, lab = paste_landmark_crops(out, lab, crops, crop_images or [], cfg, rng)
+    if cfg.photometric:
+        out = photometric_distort(out, rng)
+    if rng.random() < cfg.flip_prob:
+        out, lab = hflip(out, lab)
+    return out, lab

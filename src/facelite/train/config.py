@@ -1,0 +1,101 @@
+"""Training recipe: a TOML file (see ``configs/``) read into dataclasses.
+
+Relative data paths are resolved against the shared data folder
+(:func:`facelite.paths.shared_dir`); ``run_dir`` may use ``~``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ..paths import cache_dir, shared_dir
+
+
+@dataclass
+class ModelConfig:
+    alpha: float = 0.35
+    fpn_channels: int = 64
+    imagenet_weights: str = ""
+
+
+@dataclass
+class DataConfig:
+    train_gt: str = "data/widerface/train/wider_face_train_bbx_gt.txt"
+    train_images: str = "data/widerface/train/images"
+    train_labels: str = ""  # RetinaFace label.txt (e.g. with pseudo-landmarks); replaces train_gt when set
+    landmark_crops: str = "data/landmarks5/landmarks.txt"
+    landmark_crop_boxes: str = ""  # .npz from `facelite pseudolabel crops` (default: under the cache dir)
+    image_size: int = 320
+    crop_scales: list[float] = field(default_factory=lambda: [0.3, 0.45, 0.6, 0.8, 1.0])
+    paste_prob: float = 0.5
+    paste_max: int = 3
+    positive_iou: float = 0.35
+    eval_split: str = "data/widerface/dev"
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 100
+    batch_size: int = 32
+    optimizer: str = "adamw"  # or "sgd"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    warmup_epochs: float = 2.0
+    min_lr_ratio: float = 0.01
+    ema_decay: float = 0.9995  # 0 disables EMA
+    ema_warmup_steps: int = 1000
+    threads: int = 2
+    workers: int = 1
+    bf16: bool = True
+    channels_last: bool = True
+    eval_every: int = 5
+    eval_input_sizes: list[int] = field(default_factory=lambda: [640])
+    log_every: int = 20
+    seed: int = 0
+    run_dir: str = ""
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def run_dir(self) -> Path:
+        if self.train.run_dir:
+            return Path(self.train.run_dir).expanduser()
+        return cache_dir() / "runs" / f"mobilenetv2-{self.model.alpha:g}"
+
+
+def _build(cls, raw: dict[str, Any], where: str):
+    names = {f.name for f in fields(cls)}
+    unknown = set(raw) - names
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {sorted(unknown)}; known: {sorted(names)}")
+    return cls(**raw)
+
+
+def load_config(path: str | Path) -> Config:
+    raw = tomllib.loads(Path(path).read_text())
+    unknown = set(raw) - {"model", "data", "train"}
+    if unknown:
+        raise ValueError(f"{path}: unknown sections {sorted(unknown)}")
+    return Config(
+        model=_build(ModelConfig, raw.get("model", {}), f"{path} [model]"),
+        data=_build(DataConfig, raw.get("data", {}), f"{path} [data]"),
+        train=_build(TrainConfig, raw.get("train", {}), f"{path} [train]"),
+    )
+
+
+def resolve(path: str) -> Path:
+    """A data path from a config: absolute or ``~`` paths as they are, others under the shared folder."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else shared_dir() / p

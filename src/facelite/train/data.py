@@ -1,0 +1,201 @@
+"""Training data: readers for the WIDER FACE text format, the RetinaFace ``label.txt`` format
+and the 5-landmark face crops, and the :class:`Sample` they produce.
+
+Coordinates everywhere are pixels of the image as stored on disk, boxes ``x1 y1 x2 y2``,
+landmarks (N, 5, 2) in :data:`facelite.spec.LANDMARK_NAMES` order.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Sample:
+    """One training image's labels.
+
+    Attributes:
+        path: image file.
+        boxes: float32 (N, 4) xyxy.
+        landmarks: float32 (N, 5, 2); rows with ``has_landmarks == False`` are zeros.
+        has_landmarks: bool (N,).
+    """
+
+    path: Path
+    boxes: np.ndarray
+    landmarks: np.ndarray = field(default=None)  # type: ignore[assignment]
+    has_landmarks: np.ndarray = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        n = len(self.boxes)
+        self.boxes = np.asarray(self.boxes, dtype=np.float32).reshape(n, 4)
+        if self.landmarks is None:
+            self.landmarks = np.zeros((n, 5, 2), np.float32)
+        self.landmarks = np.asarray(self.landmarks, dtype=np.float32).reshape(n, 5, 2)
+        if self.has_landmarks is None:
+            self.has_landmarks = np.zeros(n, bool)
+        self.has_landmarks = np.asarray(self.has_landmarks, dtype=bool).reshape(n)
+
+
+@dataclass
+class DropCounts:
+    """Faces dropped while reading, by reason (logged once per file)."""
+
+    invalid: int = 0
+    degenerate: int = 0
+    kept: int = 0
+
+    def log(self, source: str) -> None:
+        log.info(
+            "%s: kept %d faces, dropped %d marked invalid and %d degenerate (w or h <= 0, non-finite)",
+            source, self.kept, self.invalid, self.degenerate,
+        )
+
+
+def _valid_box(x: float, y: float, w: float, h: float) -> bool:
+    return all(math.isfinite(v) for v in (x, y, w, h)) and w > 0 and h > 0
+
+
+def read_wider_txt(gt_file: str | Path, image_root: str | Path, keep_empty: bool = True) -> list[Sample]:
+    """Read the official WIDER FACE ``wider_face_*_bbx_gt.txt`` format.
+
+    Each record: image path (relative to ``image_root``), face count, then one line per face
+    ``x y w h blur expression illumination invalid occlusion pose`` (a 0-face image has one
+    line of zeros). Faces flagged ``invalid`` and degenerate boxes are dropped (counted in the log).
+    """
+    gt_file, image_root = Path(gt_file), Path(image_root)
+    lines = [ln.strip() for ln in gt_file.read_text().splitlines()]
+    samples: list[Sample] = []
+    counts = DropCounts()
+    i = 0
+    while i < len(lines):
+        if not lines[i]:
+            i += 1
+            continue
+        name = lines[i]
+        try:
+            n = int(lines[i + 1])
+        except (IndexError, ValueError) as exc:
+            raise ValueError(f"{gt_file}:{i + 2}: expected a face count after {name!r}") from exc
+        rows = lines[i + 2 : i + 2 + max(n, 1)]
+        i += 2 + max(n, 1)
+        boxes = []
+        for row in rows[:n]:
+            v = [float(t) for t in row.split()]
+            if len(v) < 4:
+                raise ValueError(f"{gt_file}: malformed face line {row!r} for {name}")
+            x, y, w, h = v[:4]
+            if len(v) >= 8 and int(v[7]) == 1:
+                counts.invalid += 1
+                continue
+            if not _valid_box(x, y, w, h):
+                counts.degenerate += 1
+                continue
+            boxes.append([x, y, x + w, y + h])
+            counts.kept += 1
+        if boxes or keep_empty:
+            samples.append(Sample(image_root / name, np.asarray(boxes, np.float32).reshape(-1, 4)))
+    counts.log(str(gt_file))
+    return samples
+
+
+def read_retinaface_labels(label_file: str | Path, image_root: str | Path | None = None) -> list[Sample]:
+    """Read the RetinaFace training ``label.txt`` format.
+
+    ``# <path>`` starts an image (path relative to ``image_root``, default: the label file's
+    folder + ``images/``); each following line is ``x y w h`` then 5 × ``(x y flag)`` then a
+    score; landmark values of ``-1`` mean "no landmarks for this face". Degenerate boxes are
+    dropped (counted in the log).
+    """
+    label_file = Path(label_file)
+    root = Path(image_root) if image_root is not None else label_file.parent / "images"
+    samples: list[Sample] = []
+    counts = DropCounts()
+    cur: tuple[Path, list, list, list] | None = None
+
+    def flush() -> None:
+        if cur is not None:
+            path, b, l, m = cur
+            samples.append(Sample(path, np.asarray(b, np.float32).reshape(-1, 4),
+                                  np.asarray(l, np.float32).reshape(-1, 5, 2), np.asarray(m, bool)))
+
+    for lineno, raw in enumerate(label_file.read_text().splitlines(), 1):
+        line = raw.strip()
+        if not line:
+            continue
+        if line.startswith("#"):
+            flush()
+            cur = (root / line[1:].strip(), [], [], [])
+            continue
+        if cur is None:
+            raise ValueError(f"{label_file}:{lineno}: face line before any '# path' line")
+        v = [float(t) for t in line.split()]
+        if len(v) < 4:
+            raise ValueError(f"{label_file}:{lineno}: expected at least 'x y w h', got {line!r}")
+        x, y, w, h = v[:4]
+        if not _valid_box(x, y, w, h):
+            counts.degenerate += 1
+            continue
+        pts = np.zeros((5, 2), np.float32)
+        has = len(v) >= 19
+        if has:
+            p = np.asarray(v[4:19], np.float32).reshape(5, 3)
+            has = bool(np.all(p[:, :2] >= 0))
+            pts = p[:, :2] if has else pts
+        cur[1].append([x, y, x + w, y + h])
+        cur[2].append(pts)
+        cur[3].append(has)
+        counts.kept += 1
+    flush()
+    counts.log(str(label_file))
+    return samples
+
+
+def write_retinaface_labels(samples: list[Sample], label_file: str | Path, image_root: str | Path,
+                            scores: list[np.ndarray] | None = None) -> None:
+    """Write ``samples`` in the RetinaFace ``label.txt`` format (paths relative to ``image_root``)."""
+    label_file = Path(label_file)
+    label_file.parent.mkdir(parents=True, exist_ok=True)
+    out = []
+    for k, s in enumerate(samples):
+        out.append(f"# {Path(s.path).relative_to(image_root).as_posix()}")
+        for j, (b, pts, has) in enumerate(zip(s.boxes, s.landmarks, s.has_landmarks)):
+            vals = [b[0], b[1], b[2] - b[0], b[3] - b[1]]
+            for x, y in pts:
+                vals += [x, y, 0.0] if has else [-1.0, -1.0, -1.0]
+            vals.append(float(scores[k][j]) if scores is not None else 1.0)
+            out.append(" ".join(f"{v:.2f}" for v in vals))
+    tmp = label_file.with_suffix(".tmp")
+    tmp.write_text("\n".join(out) + "\n")
+    tmp.replace(label_file)
+
+
+@dataclass
+class LandmarkCrop:
+    """A face crop with 5 landmarks (crop pixels) and an optional face box (crop pixels, xyxy)."""
+
+    path: Path
+    landmarks: np.ndarray
+    box: np.ndarray | None = None
+
+
+def read_landmark_crops(landmark_file: str | Path) -> list[LandmarkCrop]:
+    """Read ``landmarks.txt`` of ``../shared/data/landmarks5``: ``path x1..x5 y1..y5`` per line."""
+    landmark_file = Path(landmark_file)
+    crops = []
+    for lineno, line in enumerate(landmark_file.read_text().splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 11:
+            raise ValueError(f"{landmark_file}:{lineno}: expected a path and 10 numbers")
+        v = np.asarray([float(t) for t in parts[1:]], np.float32)
+        crops.append(LandmarkCrop(landmark_file.parent / parts[0], np.stack([v[:5], v[5:]], axis=1)))
+    return crops

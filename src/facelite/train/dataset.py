@@ -1,0 +1,77 @@
+"""The PyTorch dataset: decoded images kept in memory, augmentation and anchor matching per item."""
+
+from __future__ import annotations
+
+import logging
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..anchors import make_anchors
+from ..spec import ModelSpec
+from .augment import AugmentConfig, Labels, augment
+from .data import LandmarkCrop, Sample
+from .match import encode_targets
+
+log = logging.getLogger(__name__)
+
+
+def read_image(path) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise ValueError(f"cannot read training image {path}")
+    return img
+
+
+class FaceDataset(Dataset):
+    """Items are ``(image uint8 (3, S, S) BGR, labels (N,), box targets (N, 4), landmark targets (N, 10),
+    landmark mask (N,))`` for the anchors of an S x S input. Randomness is a pure function of
+    ``(seed, epoch, index)``, so a resumed run sees the same augmentations."""
+
+    def __init__(self, samples: list[Sample], spec: ModelSpec, aug: AugmentConfig, seed: int = 0,
+                 crops: list[LandmarkCrop] | None = None, positive_iou: float = 0.35) -> None:
+        self.samples = samples
+        self.spec = spec
+        self.aug = aug
+        self.seed = seed
+        self.epoch = 0
+        self.positive_iou = positive_iou
+        self.anchors = make_anchors(spec, aug.size, aug.size)
+        log.info("decoding %d training images into memory", len(samples))
+        self.images = [read_image(s.path) for s in samples]
+        self.crops = [c for c in (crops or []) if c.box is not None]
+        self.crop_images = [read_image(c.path) for c in self.crops]
+        if crops:
+            log.info("landmark crops for pasting: %d (of %d with a face box)", len(self.crops), len(crops))
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int):
+        rng = np.random.default_rng((self.seed, self.epoch, index))
+        s = self.samples[index]
+        img, lab = augment(self.images[index], Labels(s.boxes, s.landmarks, s.has_landmarks), self.aug, rng,
+                           self.crops, self.crop_images)
+        t = encode_targets(self.anchors, lab.boxes, lab.landmarks, lab.has_landmarks, self.spec.variances,
+                           self.positive_iou)
+        chw = np.ascontiguousarray(img.transpose(2, 0, 1))
+        return (torch.from_numpy(chw), torch.from_numpy(t.labels), torch.from_numpy(t.boxes),
+                torch.from_numpy(t.landmarks), torch.from_numpy(t.landmark_mask))
+
+
+class Normalizer(torch.nn.Module):
+    """BGR uint8 (B, 3, H, W) -> float input normalised per the spec (channel order, mean, std)."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__()
+        self.swap = spec.channel_order == "RGB"
+        self.register_buffer("mean", torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float()
+        if self.swap:
+            x = x.flip(1)
+        return (x - self.mean) / self.std

@@ -1,0 +1,52 @@
+"""The RetinaFace multi-task loss with hard negative mining."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class LossWeights:
+    box: float = 2.0
+    cls: float = 1.0
+    landmarks: float = 1.0
+    neg_pos_ratio: int = 3
+
+
+def multibox_loss(logits: torch.Tensor, box_pred: torch.Tensor, lmk_pred: torch.Tensor,
+                  labels: torch.Tensor, box_t: torch.Tensor, lmk_t: torch.Tensor, lmk_mask: torch.Tensor,
+                  w: LossWeights = LossWeights()) -> dict[str, torch.Tensor]:
+    """Loss for a batch: predictions (B, N, 2 | 4 | 10) against targets from
+    :func:`facelite.train.match.encode_targets` (labels (B, N) int64, box_t (B, N, 4),
+    lmk_t (B, N, 10), lmk_mask (B, N) bool).
+
+    - classification: cross-entropy over the positives and the hardest negatives
+      (``neg_pos_ratio`` per positive, per image), summed and divided by the number of positives;
+    - boxes: smooth-L1 over positives / number of positives;
+    - landmarks: smooth-L1 over positives that have landmarks / their number.
+
+    Returns the weighted ``total`` and the unweighted parts ``cls``, ``box``, ``landmarks``.
+    """
+    logits, box_pred, lmk_pred = logits.float(), box_pred.float(), lmk_pred.float()
+    pos = labels > 0
+    num_pos = pos.sum().clamp(min=1).float()
+    box_loss = F.smooth_l1_loss(box_pred[pos], box_t[pos], reduction="sum") / num_pos
+    num_lmk = lmk_mask.sum().clamp(min=1).float()
+    lmk_loss = F.smooth_l1_loss(lmk_pred[lmk_mask], lmk_t[lmk_mask], reduction="sum") / num_lmk
+
+    ce = F.cross_entropy(logits.reshape(-1, 2), labels.reshape(-1), reduction="none").view_as(labels)
+    with torch.no_grad():
+        mining = ce.detach().clone()
+        mining[pos] = -1.0  # positives never count as negatives
+        order = mining.argsort(dim=1, descending=True)
+        rank = order.argsort(dim=1)
+        n_anchors = labels.shape[1]
+        num_neg = (w.neg_pos_ratio * pos.sum(dim=1, keepdim=True)).clamp(max=n_anchors - 1)
+        num_neg = torch.maximum(num_neg, torch.ones_like(num_neg) * min(w.neg_pos_ratio, n_anchors - 1))
+        neg = (rank < num_neg) & ~pos
+    cls_loss = ce[pos | neg].sum() / num_pos
+    total = w.box * box_loss + w.cls * cls_loss + w.landmarks * lmk_loss
+    return {"total": total, "cls": cls_loss.detach(), "box": box_loss.detach(), "landmarks": lmk_loss.detach()}

@@ -1,0 +1,106 @@
+"""Pseudo-labels from licence-cleared teachers (RetinaFace-mnet0.25, YuNet).
+
+1. :func:`label_training_images`: 5-point landmarks for ground-truth WIDER boxes. A face gets
+   landmarks only when *every* teacher detects it confidently (score >= ``min_score``) with a box
+   matching the ground truth (IoU >= ``min_iou``) and the teachers agree (mean landmark distance
+   <= ``max_disagreement`` x sqrt(box area)); the landmarks are the teachers' mean.
+2. :func:`box_landmark_crops`: a WIDER-style face box for each landmark crop (the crops are not
+   tight around the face), taken from the teacher detection whose landmarks agree with the
+   crop's labelled landmarks.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ..progress import Progress
+from .data import LandmarkCrop, Sample
+from .dataset import read_image
+from ..nms import box_iou
+
+log = logging.getLogger(__name__)
+
+CROP_PAD = 80  # the landmark-evaluation protocol's grey border; teachers see the same padded crops
+
+
+def label_training_images(samples: list[Sample], teachers: list, min_iou: float = 0.7, min_score: float = 0.8,
+                          max_disagreement: float = 0.08) -> tuple[list[Sample], dict[str, int]]:
+    """Return copies of ``samples`` with landmarks attached where the teachers agree, and counts."""
+    out: list[Sample] = []
+    stats = {"images": 0, "faces": 0, "with_landmarks": 0}
+    with Progress(total=len(samples), desc="pseudo-labels", unit="img") as bar:
+        for s in samples:
+            img = read_image(s.path)
+            n = len(s.boxes)
+            per_teacher = []
+            for t in teachers:
+                boxes, scores, lmks = t(img, score_threshold=min_score)
+                if len(boxes) == 0 or n == 0:
+                    per_teacher.append((np.full(n, -1), None))
+                    continue
+                iou = box_iou(s.boxes, boxes)
+                best = iou.argmax(axis=1)
+                ok = iou[np.arange(n), best] >= min_iou
+                per_teacher.append((np.where(ok, best, -1), lmks))
+            has = np.ones(n, bool)
+            pts = np.zeros((len(teachers), n, 5, 2), np.float32)
+            for k, (idx, lmks) in enumerate(per_teacher):
+                has &= idx >= 0
+                if lmks is not None:
+                    pts[k, idx >= 0] = lmks[idx[idx >= 0]]
+            scale = np.sqrt(np.prod(s.boxes[:, 2:] - s.boxes[:, :2], axis=1))
+            if len(teachers) > 1:
+                spread = np.linalg.norm(pts - pts.mean(axis=0, keepdims=True), axis=-1).mean(axis=(0, 2))
+                has &= spread <= max_disagreement * np.maximum(scale, 1e-6)
+            lm = np.where(has[:, None, None], pts.mean(axis=0), 0).astype(np.float32)
+            out.append(Sample(s.path, s.boxes.copy(), lm, has))
+            stats["images"] += 1
+            stats["faces"] += n
+            stats["with_landmarks"] += int(has.sum())
+            bar.update(1)
+    log.info("pseudo-labels: %d of %d faces got landmarks (%.1f %%)", stats["with_landmarks"], stats["faces"],
+             100.0 * stats["with_landmarks"] / max(stats["faces"], 1))
+    return out, stats
+
+
+def box_landmark_crops(crops: list[LandmarkCrop], teacher, max_nme: float = 0.25) -> np.ndarray:
+    """Face boxes (xyxy, crop pixels; NaN where none agrees) for the crops, shape (len(crops), 4)."""
+    boxes = np.full((len(crops), 4), np.nan, np.float32)
+    with Progress(total=len(crops), desc="crop boxes", unit="crop") as bar:
+        for i, c in enumerate(crops):
+            img = read_image(c.path)
+            padded = np.full((img.shape[0] + 2 * CROP_PAD, img.shape[1] + 2 * CROP_PAD, 3), 127, np.uint8)
+            padded[CROP_PAD:-CROP_PAD, CROP_PAD:-CROP_PAD] = img
+            b, _, lm = teacher(padded, score_threshold=0.3)
+            if len(b):
+                iod = max(float(np.linalg.norm(c.landmarks[0] - c.landmarks[1])), 1.0)
+                err = np.linalg.norm(lm - CROP_PAD - c.landmarks[None], axis=-1).mean(axis=1) / iod
+                j = int(err.argmin())
+                if err[j] <= max_nme:
+                    boxes[i] = b[j] - CROP_PAD
+            bar.update(1)
+    log.info("crop boxes: %d of %d crops got a teacher box", int(np.isfinite(boxes[:, 0]).sum()), len(crops))
+    return boxes
+
+
+def save_crop_boxes(path: str | Path, crops: list[LandmarkCrop], boxes: np.ndarray) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    names = np.asarray([str(Path(c.path).relative_to(Path(c.path).parents[1])) for c in crops])
+    np.savez(path, names=names, boxes=boxes)
+
+
+def attach_crop_boxes(crops: list[LandmarkCrop], path: str | Path) -> int:
+    """Set ``crop.box`` from a file written by :func:`save_crop_boxes`; returns how many got one."""
+    data = np.load(path, allow_pickle=False)
+    table = {str(n): b for n, b in zip(data["names"], data["boxes"])}
+    count = 0
+    for c in crops:
+        b = table.get(str(Path(c.path).relative_to(Path(c.path).parents[1])))
+        if b is not None and np.all(np.isfinite(b)):
+            c.box = b.astype(np.float32)
+            count += 1
+    return count

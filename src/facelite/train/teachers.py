@@ -1,0 +1,115 @@
+"""Teacher detectors for pseudo-labels (NumPy + ONNX Runtime; no torch).
+
+Only permissively licensed peers may teach (see ``../shared/peers/README.md``):
+RetinaFace-mnet0.25 (MIT) and YuNet (Apache-2.0). SCRFD (non-commercial) and
+YOLO5Face (GPL) must never be used here.
+
+Teachers run at the image's own resolution, padded bottom/right to a multiple of 32,
+and return ``(boxes (K, 4) xyxy, scores (K,), landmarks (K, 5, 2))`` in image pixels,
+sorted by score, after NMS.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from ..anchors import anchors_for
+from ..codec import decode_boxes, decode_landmarks
+from ..nms import nms
+from ..paths import shared_dir
+from ..spec import ModelSpec
+
+RETINAFACE_PATH = "peers/retinaface_mnet025/retinaface_mnet025.onnx"
+YUNET_PATH = "peers/yunet/yunet_n_dynamic.onnx"
+ALLOWED_TEACHERS = ("retinaface", "yunet")
+
+
+def _session(path: Path, threads: int) -> ort.InferenceSession:
+    if not path.is_file():
+        raise FileNotFoundError(f"teacher model not found: {path} (set FACELITE_SHARED)")
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def _pad32(image: np.ndarray) -> np.ndarray:
+    h, w = image.shape[:2]
+    ph, pw = -(-h // 32) * 32, -(-w // 32) * 32
+    out = np.zeros((ph, pw, 3), np.float32)
+    out[:h, :w] = image
+    return out
+
+
+def _finish(boxes, scores, lmks, h, w, score_threshold, nms_threshold):
+    keep = nms(boxes, scores, nms_threshold)
+    boxes, scores, lmks = boxes[keep], scores[keep], lmks[keep]
+    boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
+    boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
+    return boxes, scores, lmks
+
+
+class RetinaFaceTeacher:
+    """RetinaFace-mnet0.25 (MIT): BGR minus (104, 117, 123); same priors and coding as facelite."""
+
+    spec = ModelSpec(name="retinaface-mnet0.25", alpha=0.25, channel_order="BGR",
+                     mean=(104.0, 117.0, 123.0), std=(1.0, 1.0, 1.0))
+
+    def __init__(self, path: str | Path | None = None, threads: int = 1) -> None:
+        self.session = _session(Path(path) if path else shared_dir() / RETINAFACE_PATH, threads)
+        self.input = self.session.get_inputs()[0].name
+
+    def __call__(self, image: np.ndarray, score_threshold: float = 0.5, nms_threshold: float = 0.4):
+        h, w = image.shape[:2]
+        x = _pad32(image) - np.asarray(self.spec.mean, np.float32)
+        loc, conf, lmk = self.session.run(None, {self.input: x.transpose(2, 0, 1)[None]})
+        scores = conf[0, :, 1]
+        idx = np.flatnonzero(scores > score_threshold)
+        anchors = anchors_for(self.spec, x.shape[0], x.shape[1])[idx]
+        boxes = decode_boxes(loc[0, idx], anchors, self.spec.variances)
+        lmks = decode_landmarks(lmk[0, idx], anchors, self.spec.variances)
+        return _finish(boxes, scores[idx], lmks, h, w, score_threshold, nms_threshold)
+
+
+class YuNetTeacher:
+    """YuNet-n (Apache-2.0): BGR 0..255 input, one prior per cell at strides 8, 16, 32."""
+
+    strides = (8, 16, 32)
+
+    def __init__(self, path: str | Path | None = None, threads: int = 1) -> None:
+        self.session = _session(Path(path) if path else shared_dir() / YUNET_PATH, threads)
+        self.input = self.session.get_inputs()[0].name
+        self.names = [o.name for o in self.session.get_outputs()]
+
+    def __call__(self, image: np.ndarray, score_threshold: float = 0.5, nms_threshold: float = 0.4):
+        h, w = image.shape[:2]
+        x = _pad32(image)
+        outs = dict(zip(self.names, self.session.run(None, {self.input: x.transpose(2, 0, 1)[None]})))
+        all_b, all_s, all_l = [], [], []
+        for s in self.strides:
+            cols = x.shape[1] // s
+            cls, obj = outs[f"cls_{s}"][0], outs[f"obj_{s}"][0]
+            score = np.sqrt(np.clip(cls[:, 0], 0, 1) * np.clip(obj[:, 0], 0, 1))
+            idx = np.flatnonzero(score > score_threshold)
+            g = np.stack([idx % cols, idx // cols], axis=1).astype(np.float32)
+            bb, kp = outs[f"bbox_{s}"][0][idx], outs[f"kps_{s}"][0][idx]
+            centre = (g + bb[:, :2]) * s
+            size = np.exp(bb[:, 2:4]) * s
+            all_b.append(np.concatenate([centre - size / 2, centre + size / 2], axis=1))
+            all_s.append(score[idx])
+            all_l.append((g[:, None, :] + kp.reshape(-1, 5, 2)) * s)
+        boxes = np.concatenate(all_b).astype(np.float32)
+        scores = np.concatenate(all_s).astype(np.float32)
+        lmks = np.concatenate(all_l).astype(np.float32)
+        return _finish(boxes, scores, lmks, h, w, score_threshold, nms_threshold)
+
+
+def make_teacher(name: str, threads: int = 1):
+    if name == "retinaface":
+        return RetinaFaceTeacher(threads=threads)
+    if name == "yunet":
+        return YuNetTeacher(threads=threads)
+    raise ValueError(f"teacher must be one of {ALLOWED_TEACHERS} (licence-cleared), got {name!r}")

@@ -1,0 +1,296 @@
+"""The training loop: bf16 autocast + channels_last on CPU, warm-up + cosine learning rate,
+EMA of weights, a log file and CSVs in the run folder, checkpoints every epoch with automatic
+resume, and dev-split WIDER FACE AP every few epochs (model selection)."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from ..paths import cache_dir
+from ..progress import Progress, format_duration
+from ..spec import default_spec
+from .config import Config, resolve
+from .data import Sample, read_landmark_crops, read_retinaface_labels, read_wider_txt
+from .dataset import FaceDataset, Normalizer
+from .loss import LossWeights, multibox_loss
+from .pseudolabel import attach_crop_boxes
+
+log = logging.getLogger("facelite.train")
+
+LAST = "last.pt"
+BEST = "best.pt"
+
+
+class ModelEMA:
+    """Exponential moving average of parameters and buffers, with a warm-up of the decay
+    (``decay * (1 - exp(-updates / warmup))``) so early averages are not dominated by the init."""
+
+    def __init__(self, model: torch.nn.Module, decay: float, warmup_steps: int = 1000) -> None:
+        self.module = copy.deepcopy(model).eval()
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+        self.decay = decay
+        self.warmup = max(warmup_steps, 1)
+        self.updates = 0
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        self.updates += 1
+        d = self.decay * (1 - math.exp(-self.updates / self.warmup))
+        src = model.state_dict()
+        for k, v in self.module.state_dict().items():
+            if v.dtype.is_floating_point:
+                v.mul_(d).add_(src[k].detach(), alpha=1 - d)
+            else:
+                v.copy_(src[k])
+
+
+def lr_at(step: int, total_steps: int, warmup_steps: int, base_lr: float, min_ratio: float) -> float:
+    """Linear warm-up from 1 % of ``base_lr``, then cosine decay to ``min_ratio * base_lr``."""
+    if step < warmup_steps:
+        return base_lr * (0.01 + 0.99 * step / max(warmup_steps, 1))
+    t = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
+    return base_lr * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
+
+
+def _setup_logging(run_dir: Path) -> None:
+    root = logging.getLogger("facelite")
+    root.setLevel(logging.INFO)
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
+    target = str(run_dir / "train.log")
+    if not any(getattr(h, "baseFilename", None) == str(Path(target).resolve()) for h in root.handlers):
+        fh = logging.FileHandler(target)
+        fh.setFormatter(fmt)
+        root.addHandler(fh)
+    if not any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+               for h in root.handlers):
+        sh = logging.StreamHandler(sys.stderr)
+        sh.setFormatter(fmt)
+        root.addHandler(sh)
+
+
+def load_samples(cfg: Config) -> list[Sample]:
+    image_root = resolve(cfg.data.train_images)
+    if cfg.data.train_labels:
+        return read_retinaface_labels(resolve(cfg.data.train_labels), image_root)
+    return read_wider_txt(resolve(cfg.data.train_gt), image_root)
+
+
+def load_paste_crops(cfg: Config):
+    """Landmark crops (training part only: the evaluation's held-out 10 % never enters) with boxes."""
+    if cfg.data.paste_prob <= 0 or not cfg.data.landmark_crops:
+        return []
+    from ..evaluation.landmarks import landmark_split
+
+    crops = read_landmark_crops(resolve(cfg.data.landmark_crops))
+    names = [str(Path(c.path).relative_to(Path(c.path).parents[1])) for c in crops]
+    train_names, _ = landmark_split(names)
+    keep = set(train_names)
+    crops = [c for c, n in zip(crops, names) if n in keep]
+    box_file = Path(cfg.data.landmark_crop_boxes).expanduser() if cfg.data.landmark_crop_boxes \
+        else cache_dir() / "landmark_crop_boxes.npz"
+    if not box_file.is_file():
+        raise FileNotFoundError(
+            f"{box_file} not found: run `facelite pseudolabel crops` first (face boxes for the landmark crops)"
+        )
+    n = attach_crop_boxes(crops, box_file)
+    log.info("landmark crops: %d in the training part, %d with a face box", len(crops), n)
+    return crops
+
+
+def build_optimizer(model: torch.nn.Module, cfg: Config) -> torch.optim.Optimizer:
+    decay, no_decay = [], []
+    for p in model.parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.train.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if cfg.train.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.train.lr, momentum=cfg.train.momentum, nesterov=True)
+    if cfg.train.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.train.lr)
+    raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {cfg.train.optimizer!r}")
+
+
+def save_checkpoint(path: Path, **state) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def export_for_eval(model: torch.nn.Module, path: Path) -> Path:
+    from ..export.onnx import export_onnx
+
+    m = copy.deepcopy(model).float().to(memory_format=torch.contiguous_format).eval()
+    return export_onnx(m, path)
+
+
+def evaluate_onnx(onnx_path: Path, cfg: Config, input_size: int) -> dict[str, float]:
+    """Dev-split AP (Easy/Medium/Hard) of an exported model with the project's evaluation code."""
+    from ..detector import FaceDetector
+    from ..evaluation.widerface import evaluate_detector
+
+    det = FaceDetector(model=str(onnx_path), input_size=input_size, score_threshold=0.02, nms_threshold=0.4,
+                       threads=cfg.train.threads)
+    return evaluate_detector(det, resolve(cfg.data.eval_split))
+
+
+def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None) -> Path:
+    """Train (or resume) per ``cfg``; returns the run folder. ``epochs`` overrides the schedule
+    length; ``stop_after`` ends this call after that many epochs (the schedule is unchanged)."""
+    run_dir = cfg.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _setup_logging(run_dir)
+    if epochs:
+        cfg.train.epochs = epochs
+    (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    torch.set_num_threads(cfg.train.threads)
+    torch.manual_seed(cfg.train.seed)
+
+    spec = default_spec(cfg.model.alpha, cfg.model.fpn_channels)
+    from ..nn.retinaface import RetinaFace
+
+    model = RetinaFace(spec)
+    if cfg.model.imagenet_weights:
+        n = model.backbone.load_imagenet(resolve(cfg.model.imagenet_weights))
+        log.info("ImageNet backbone: loaded %d tensors from %s", n, cfg.model.imagenet_weights)
+    samples = load_samples(cfg)
+    crops = load_paste_crops(cfg)
+    from .augment import AugmentConfig
+
+    mean_bgr = spec.mean[::-1] if spec.channel_order == "RGB" else spec.mean
+    aug = AugmentConfig(size=cfg.data.image_size, crop_scales=tuple(cfg.data.crop_scales),
+                        fill_bgr=tuple(int(round(v)) for v in mean_bgr),  # = the run time's zero padding
+                        paste_prob=cfg.data.paste_prob, paste_max=cfg.data.paste_max)
+    dataset = FaceDataset(samples, spec, aug, seed=cfg.train.seed, crops=crops, positive_iou=cfg.data.positive_iou)
+    steps_per_epoch = len(dataset) // cfg.train.batch_size
+    total_steps = steps_per_epoch * cfg.train.epochs
+    warmup_steps = int(cfg.train.warmup_epochs * steps_per_epoch)
+
+    optimizer = build_optimizer(model, cfg)
+    ema = ModelEMA(model, cfg.train.ema_decay, cfg.train.ema_warmup_steps) if cfg.train.ema_decay > 0 else None
+    start_epoch, step, best = 0, 0, -1.0
+    last = run_dir / LAST
+    if last.is_file():
+        ck = torch.load(last, map_location="cpu", weights_only=True)
+        model.load_state_dict(ck["model"])
+        optimizer.load_state_dict(ck["optimizer"])
+        if ema is not None and "ema" in ck:
+            ema.module.load_state_dict(ck["ema"])
+            ema.updates = int(ck.get("ema_updates", 0))
+        start_epoch, step, best = int(ck["epoch"]), int(ck["step"]), float(ck.get("best", -1.0))
+        log.info("resumed from %s at epoch %d (step %d)", last, start_epoch, step)
+    if cfg.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    normalize = Normalizer(spec)
+    weights = LossWeights()
+
+    loss_csv = run_dir / "losses.csv"
+    if not loss_csv.is_file():
+        loss_csv.write_text("epoch,step,lr,total,cls,box,landmarks,images_per_s,seconds\n")
+    metrics_csv = run_dir / "metrics.csv"
+    if not metrics_csv.is_file():
+        metrics_csv.write_text("epoch,input_size,easy,medium,hard,seconds\n")
+
+    log.info("training %s: %d images, %d steps/epoch, epochs %d..%d of %d, batch %d, size %d, threads %d",
+             spec.name, len(dataset), steps_per_epoch, start_epoch + 1, cfg.train.epochs, cfg.train.epochs,
+             cfg.train.batch_size, cfg.data.image_size, cfg.train.threads)
+    end_epoch = cfg.train.epochs if stop_after is None else min(cfg.train.epochs, start_epoch + stop_after)
+    run_t0 = time.time()
+    for epoch in range(start_epoch, end_epoch):
+        dataset.epoch = epoch
+        gen = torch.Generator().manual_seed(cfg.train.seed * 1000 + epoch)
+        loader = DataLoader(dataset, batch_size=cfg.train.batch_size, shuffle=True, drop_last=True,
+                            num_workers=cfg.train.workers, generator=gen,
+                            prefetch_factor=4 if cfg.train.workers else None)
+        model.train()
+        sums = np.zeros(4)
+        bad_steps = 0
+        t0 = time.time()
+        bar = Progress(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.train.epochs}", unit="step",
+                       log_interval=60.0)
+        for imgs, labels, box_t, lmk_t, lmk_mask in loader:
+            lr = lr_at(step, total_steps, warmup_steps, cfg.train.lr, cfg.train.min_lr_ratio)
+            for g in optimizer.param_groups:
+                g["lr"] = lr
+            x = normalize(imgs)
+            if cfg.train.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.train.bf16):
+                logits, boxes, lmks = model(x)
+            losses = multibox_loss(logits, boxes, lmks, labels, box_t, lmk_t, lmk_mask, weights)
+            if not torch.isfinite(losses["total"]):
+                bad_steps += 1
+                optimizer.zero_grad(set_to_none=True)
+                if bad_steps > 10:
+                    raise RuntimeError(f"loss not finite in {bad_steps} steps of epoch {epoch + 1}; stopping")
+                continue
+            optimizer.zero_grad(set_to_none=True)
+            losses["total"].backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+            optimizer.step()
+            if ema is not None:
+                ema.update(model)
+            step += 1
+            vals = [float(losses[k].detach()) for k in ("total", "cls", "box", "landmarks")]
+            sums += vals
+            bar.update(1, loss=f"{vals[0]:.3f}", lr=f"{lr:.2e}")
+        bar.close()
+        n = max(bar.n, 1)
+        dt = time.time() - t0
+        mean = sums / n
+        with loss_csv.open("a") as f:
+            f.write(f"{epoch + 1},{step},{lr:.6g},{mean[0]:.5f},{mean[1]:.5f},{mean[2]:.5f},{mean[3]:.5f},"
+                    f"{n * cfg.train.batch_size / dt:.2f},{dt:.1f}\n")
+        done = epoch + 1 - start_epoch
+        left = (time.time() - run_t0) / done * (end_epoch - epoch - 1)
+        log.info("epoch %d/%d: loss %.4f (cls %.4f box %.4f lmk %.4f), %.1f img/s, %s; ETA %s",
+                 epoch + 1, cfg.train.epochs, *mean, n * cfg.train.batch_size / dt, format_duration(dt),
+                 format_duration(left))
+        eval_model = ema.module if ema is not None else model
+        state = {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1, "step": step,
+            "best": best, "config": json.dumps(cfg.to_dict()), "spec": spec.to_json(),
+        }
+        if ema is not None:
+            state["ema"] = ema.module.state_dict()
+            state["ema_updates"] = ema.updates
+        save_checkpoint(last, **state)
+        if cfg.train.eval_every and ((epoch + 1) % cfg.train.eval_every == 0 or epoch + 1 == cfg.train.epochs):
+            best = _evaluate_and_select(eval_model, cfg, run_dir, epoch + 1, best, metrics_csv, spec)
+            state["best"] = best
+            save_checkpoint(last, **state)
+    return run_dir
+
+
+def _evaluate_and_select(model, cfg: Config, run_dir: Path, epoch: int, best: float, metrics_csv: Path, spec) -> float:
+    try:
+        onnx_path = export_for_eval(model, run_dir / "eval.onnx")
+        scores = []
+        for size in cfg.train.eval_input_sizes:
+            t0 = time.time()
+            ap = evaluate_onnx(onnx_path, cfg, size)
+            dt = time.time() - t0
+            with metrics_csv.open("a") as f:
+                f.write(f"{epoch},{size},{ap['easy']:.4f},{ap['medium']:.4f},{ap['hard']:.4f},{dt:.1f}\n")
+            log.info("dev AP at %d: easy %.4f medium %.4f hard %.4f (%.0f s)", size, ap["easy"], ap["medium"],
+                     ap["hard"], dt)
+            scores.append((ap["easy"] + ap["medium"] + ap["hard"]) / 3)
+    except (ImportError, FileNotFoundError) as exc:
+        log.warning("dev evaluation skipped: %s", exc)
+        return best
+    score = float(np.mean(scores))
+    if score > best:
+        best = score
+        save_checkpoint(run_dir / BEST, model=model.state_dict(), epoch=epoch, score=score, spec=spec.to_json())
+        log.info("new best (mean AP %.4f) saved to %s", score, run_dir / BEST)
+    return best

@@ -1,0 +1,99 @@
+"""Readers for WIDER text and RetinaFace label.txt, and the augmentation's label bookkeeping."""
+
+import numpy as np
+import pytest
+
+from facelite.spec import FLIP_PERMUTATION
+from facelite.train.augment import AugmentConfig, Labels, augment, hflip, random_square_crop
+from facelite.train.data import Sample, read_retinaface_labels, read_wider_txt, write_retinaface_labels
+
+WIDER = """a/one.jpg
+3
+10 20 30 40 0 0 0 0 0 0
+5 5 0 10 0 0 0 0 0 0
+1 1 8 8 0 0 0 1 0 0
+b/empty.jpg
+0
+0 0 0 0 0 0 0 0 0 0
+c/two.jpg
+1
+100 50 20 25 1 0 0 0 0 0
+"""
+
+
+def test_read_wider_drops_invalid_and_degenerate(tmp_path, caplog):
+    gt = tmp_path / "gt.txt"
+    gt.write_text(WIDER)
+    with caplog.at_level("INFO"):
+        samples = read_wider_txt(gt, tmp_path / "images")
+    assert [s.path.name for s in samples] == ["one.jpg", "empty.jpg", "two.jpg"]
+    np.testing.assert_array_equal(samples[0].boxes, [[10, 20, 40, 60]])
+    assert samples[1].boxes.shape == (0, 4)
+    np.testing.assert_array_equal(samples[2].boxes, [[100, 50, 120, 75]])
+    assert not samples[0].has_landmarks.any()
+    assert "dropped 1 marked invalid and 1 degenerate" in caplog.text
+
+
+def test_retinaface_labels_round_trip(tmp_path):
+    root = tmp_path / "images"
+    pts = np.arange(10, dtype=np.float32).reshape(5, 2) + 20
+    s = [Sample(root / "x/a.jpg", np.array([[10, 20, 40, 60], [0, 0, 5, 5]], np.float32),
+                np.stack([pts, np.zeros((5, 2), np.float32)]), np.array([True, False]))]
+    label = tmp_path / "label.txt"
+    write_retinaface_labels(s, label, root)
+    text = label.read_text()
+    assert text.startswith("# x/a.jpg\n10.00 20.00 30.00 40.00 20.00 21.00 0.00")
+    assert "-1.00 -1.00 -1.00" in text
+    back = read_retinaface_labels(label, root)
+    assert len(back) == 1 and back[0].path == root / "x/a.jpg"
+    np.testing.assert_allclose(back[0].boxes, s[0].boxes)
+    np.testing.assert_allclose(back[0].landmarks[0], pts)
+    assert back[0].has_landmarks.tolist() == [True, False]
+
+
+def test_retinaface_labels_reject_face_before_path(tmp_path):
+    label = tmp_path / "label.txt"
+    label.write_text("1 2 3 4\n")
+    with pytest.raises(ValueError, match="before any '# path'"):
+        read_retinaface_labels(label)
+
+
+def test_flip_swaps_left_and_right_landmarks():
+    img = np.zeros((10, 100, 3), np.uint8)
+    img[:, :10] = 255
+    pts = np.array([[[30, 5], [40, 5], [35, 6], [31, 8], [39, 8]]], np.float32)
+    lab = Labels(np.array([[25, 0, 45, 10]], np.float32), pts, np.array([True]))
+    out, f = hflip(img, lab)
+    assert out[:, -10:].min() == 255 and out[:, :10].max() == 0
+    np.testing.assert_array_equal(f.boxes, [[55, 0, 75, 10]])
+    expected = pts.copy()
+    expected[..., 0] = 100 - expected[..., 0]
+    np.testing.assert_array_equal(f.landmarks, expected[:, list(FLIP_PERMUTATION)])
+    assert f.landmarks[0, 0, 0] < f.landmarks[0, 1, 0]  # the image-left eye is still called left eye
+
+
+def test_crop_keeps_labels_aligned_with_pixels():
+    """A bright square face: after crop + resize its box still covers the bright pixels."""
+    rng = np.random.default_rng(3)
+    img = np.zeros((200, 300, 3), np.uint8)
+    img[80:120, 140:180] = 255
+    lab = Labels(np.array([[140, 80, 180, 120]], np.float32), np.zeros((1, 5, 2), np.float32), np.array([False]))
+    cfg = AugmentConfig(size=128, crop_scales=(0.5, 1.0, 1.5))
+    for _ in range(10):
+        out, got = random_square_crop(img, lab, cfg, rng)
+        assert out.shape == (128, 128, 3) and len(got) == 1
+        x1, y1, x2, y2 = got.boxes[0]
+        inner = out[int(y1) + 2 : int(y2) - 2, int(x1) + 2 : int(x2) - 2]
+        assert inner.size and inner.min() > 200
+
+
+def test_augment_output_shape_and_finite_labels():
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
+    boxes = np.array([[10, 10, 60, 70], [200, 100, 260, 180]], np.float32)
+    lab = Labels(boxes, np.zeros((2, 5, 2), np.float32), np.zeros(2, bool))
+    for _ in range(5):
+        out, got = augment(img, lab, AugmentConfig(size=96), rng)
+        assert out.shape == (96, 96, 3) and out.dtype == np.uint8
+        assert np.all(got.boxes >= 0) and np.all(got.boxes <= 96)
+        assert np.all(got.boxes[:, 2:] > got.boxes[:, :2])

@@ -1,0 +1,74 @@
+"""The multi-task loss on tiny hand-made tensors."""
+
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from facelite.train.loss import LossWeights, multibox_loss  # noqa: E402
+
+
+def make(n=8):
+    labels = torch.zeros(1, n, dtype=torch.long)
+    labels[0, 0] = 1
+    box_t = torch.zeros(1, n, 4)
+    lmk_t = torch.zeros(1, n, 10)
+    mask = torch.zeros(1, n, dtype=torch.bool)
+    return labels, box_t, lmk_t, mask
+
+
+def test_perfect_prediction_has_near_zero_loss():
+    labels, box_t, lmk_t, mask = make()
+    logits = torch.full((1, 8, 2), 0.0)
+    logits[0, :, 0] = 20.0  # background everywhere
+    logits[0, 0] = torch.tensor([0.0, 20.0])  # face at anchor 0
+    out = multibox_loss(logits, box_t.clone(), lmk_t.clone(), labels, box_t, lmk_t, mask)
+    assert float(out["total"]) < 1e-6
+
+
+def test_hard_negative_mining_counts_three_negatives_per_positive():
+    labels, box_t, lmk_t, mask = make(n=10)
+    logits = torch.zeros(1, 10, 2)  # every anchor: CE = log 2
+    out = multibox_loss(logits, box_t, lmk_t, labels, box_t, lmk_t, mask, LossWeights(neg_pos_ratio=3))
+    # 1 positive + 3 hardest negatives, each log 2, divided by 1 positive
+    assert float(out["cls"]) == pytest.approx(4 * math.log(2), rel=1e-5)
+
+
+def test_mining_picks_the_hardest_negatives():
+    labels, box_t, lmk_t, mask = make(n=6)
+    logits = torch.zeros(1, 6, 2)
+    logits[0, 0] = torch.tensor([0.0, 10.0])  # confident correct positive (CE ~ 0)
+    logits[0, 1:, 0] = torch.tensor([10.0, 10.0, -2.0, 10.0, 10.0])  # anchor 3 is the one hard negative
+    out = multibox_loss(logits, box_t, lmk_t, labels, box_t, lmk_t, mask, LossWeights(neg_pos_ratio=1))
+    hard = torch.nn.functional.cross_entropy(logits[0, 3:4], torch.tensor([0]))
+    pos = torch.nn.functional.cross_entropy(logits[0, 0:1], torch.tensor([1]))
+    assert float(out["cls"]) == pytest.approx(float(hard + pos), rel=1e-5)
+
+
+def test_smooth_l1_box_and_masked_landmarks():
+    labels, box_t, lmk_t, mask = make()
+    box_pred = box_t.clone()
+    box_pred[0, 0, 0] = 0.5  # smooth-L1: 0.5 * 0.5^2 = 0.125
+    box_pred[0, 3, 0] = 100.0  # a negative anchor: ignored
+    lmk_pred = lmk_t.clone()
+    lmk_pred[0, 0, 0] = 3.0  # no landmark label: masked out
+    logits = torch.zeros(1, 8, 2)
+    out = multibox_loss(logits, box_pred, lmk_pred, labels, box_t, lmk_t, mask)
+    assert float(out["box"]) == pytest.approx(0.125)
+    assert float(out["landmarks"]) == 0.0
+    mask[0, 0] = True  # now it counts: |3| > 1 -> 3 - 0.5 = 2.5
+    out = multibox_loss(logits, box_pred, lmk_pred, labels, box_t, lmk_t, mask)
+    assert float(out["landmarks"]) == pytest.approx(2.5)
+    assert float(out["total"]) == pytest.approx(2 * 0.125 + float(out["cls"]) + 2.5, rel=1e-5)
+
+
+def test_loss_is_differentiable():
+    labels, box_t, lmk_t, mask = make()
+    logits = torch.zeros(1, 8, 2, requires_grad=True)
+    box_pred = torch.ones(1, 8, 4, requires_grad=True)
+    lmk_pred = torch.ones(1, 8, 10, requires_grad=True)
+    mask[0, 0] = True
+    multibox_loss(logits, box_pred, lmk_pred, labels, box_t, lmk_t, mask)["total"].backward()
+    assert logits.grad.abs().sum() > 0 and box_pred.grad[0, 0].abs().sum() > 0 and lmk_pred.grad[0, 0].abs().sum() > 0
+    assert box_pred.grad[0, 1:].abs().sum() == 0
