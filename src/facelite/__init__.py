@@ -1,18 +1,34 @@
-"""facelite: real-time face and 5-landmark detection on ordinary CPUs."""
+"""facelite: real-time face and 5-landmark detection on ordinary CPUs.
+
+Example::
+
+    import facelite
+
+    detector = facelite.FaceDetector()             # shipped MobileNetV2-0.35, float32
+    faces = detector.detect(facelite.data_path())  # a path, or an H x W x 3 uint8 BGR array
+    for face in faces:                             # highest score first, original pixels
+        print(face.box, face.score, face.landmarks)  # (x1, y1, x2, y2), float, (5, 2) array
+"""
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from .detector import FaceDetector
+from .draw import draw_faces
 from .face import Face
+from .imageio import ImageLoadError, load_image, to_bgr
+from .paths import data_path
 from .spec import ModelSpec
 
-__all__ = ["Face", "ModelSpec", "__version__"]
-
-try:  # the runtime API; present once detector.py exists
-    from .detector import FaceDetector  # noqa: E402
-
-    __all__.append("FaceDetector")
-except ModuleNotFoundError as _exc:  # pragma: no cover
-    if _exc.name != "facelite.detector":
-        raise
+__all__ = [
+    "Face",
+    "FaceDetector",
+    "ImageLoadError",
+    "ModelSpec",
+    "__version__",
+    "data_path",
+    "draw_faces",
+    "load_image",
+    "to_bgr",
+]

@@ -38,7 +38,7 @@ def encode_boxes(boxes: np.ndarray, anchors: np.ndarray, variances: tuple[float,
 
 def decode_landmarks(deltas: np.ndarray, anchors: np.ndarray, variances: tuple[float, float]) -> np.ndarray:
     """(N, 2K) deltas + (N, 4) anchors -> (N, K, 2) float32 points."""
-    d = deltas.astype(np.float32, copy=False).reshape(len(deltas), -1, 2)
+    d = deltas.astype(np.float32, copy=False).reshape(len(deltas), deltas.shape[-1] // 2, 2)
     return (anchors[:, None, :2] + d * variances[0] * anchors[:, None, 2:]).astype(np.float32, copy=False)
 
 
@@ -46,4 +46,4 @@ def encode_landmarks(points: np.ndarray, anchors: np.ndarray, variances: tuple[f
     """(N, K, 2) points + (N, 4) anchors -> (N, 2K) float32 deltas."""
     p = points.astype(np.float32, copy=False)
     d = (p - anchors[:, None, :2]) / (variances[0] * anchors[:, None, 2:])
-    return d.reshape(len(points), -1).astype(np.float32, copy=False)
+    return d.reshape(len(points), 2 * p.shape[1]).astype(np.float32, copy=False)

@@ -1,0 +1,293 @@
+"""``FaceDetector``: model file + preprocessing + network + decoding + NMS.
+
+Run-time data flow (NumPy, OpenCV and ONNX Runtime only; torch is never imported)::
+
+    image (H x W x 3 uint8 BGR) -> preprocess (resize longer side to input_size,
+    pad bottom/right, normalise) -> backend (scores, box deltas, landmark deltas per
+    anchor) -> score filter -> decode the survivors against the anchors of the
+    model's own spec -> NMS -> scale back to original pixels and clip the boxes.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Iterable
+
+import numpy as np
+
+from .anchors import anchors_for
+from .codec import decode_boxes, decode_landmarks
+from .face import Face
+from .imageio import DEFAULT_MAX_PIXELS, load_image
+from .models import PRECISIONS, ResolvedModel, resolve_model
+from .nms import nms, top_k as top_k_indices
+from .preprocess import Letterbox, preprocess, preprocess_batch
+from .runtime import Backend, load_backend
+from .spec import ModelSpec
+
+__all__ = ["FaceDetector", "as_bgr_image"]
+
+PRECISION_METADATA_KEY = "facelite.precision"
+"""Optional ONNX metadata key with the weights' precision (``float32`` / ``int8``)."""
+
+_TO_BGR_HINT = "convert it with facelite.imageio.to_bgr(image)"
+
+
+def as_bgr_image(image: object, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Validate an image argument; load it when it is a path.
+
+    Returns:
+        ``H x W x 3`` uint8 BGR, C-contiguous (the input itself when it already is).
+
+    Raises:
+        ValueError: anything else, with what was expected and how to convert it.
+        facelite.imageio.ImageLoadError: a path that cannot be loaded (a ``ValueError`` too).
+    """
+    if image is None:
+        raise ValueError(
+            "image is None: expected an H x W x 3 uint8 BGR array or a file path "
+            "(cv2.imread returns None for unreadable files; facelite.load_image says why)"
+        )
+    if isinstance(image, (str, os.PathLike)):
+        return load_image(image, max_pixels=max_pixels)
+    if not isinstance(image, np.ndarray):
+        raise ValueError(f"expected an H x W x 3 uint8 BGR NumPy array or a file path, got {type(image).__name__}")
+    if image.size == 0:
+        raise ValueError(f"image is empty (shape {image.shape})")
+    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
+        raise ValueError(f"expected an H x W x 3 BGR image, got a grey image of shape {image.shape}; {_TO_BGR_HINT}")
+    if image.ndim == 3 and image.shape[2] == 4:
+        raise ValueError(
+            f"expected an H x W x 3 BGR image, got 4 channels (shape {image.shape}); "
+            "convert it with facelite.imageio.to_bgr(image, order='BGR' or 'RGB', alpha='drop' or 'blend')"
+        )
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an H x W x 3 uint8 BGR image, got shape {image.shape}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"expected uint8 pixels (0..255), got {image.dtype}; {_TO_BGR_HINT}")
+    return np.ascontiguousarray(image)
+
+
+def _check_unit(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
+def _check_count(name: str, value: int, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+class FaceDetector:
+    """Detect faces and 5 landmarks.
+
+    Args:
+        model: a shipped model name (``"mobilenetv2-0.35"``, ``"mobilenetv2-1.0"``) or the path
+            of any ``.onnx`` written by :func:`facelite.export.onnx.export_onnx`.
+        precision: ``"float32"`` or ``"int8"`` (shipped models only).
+        input_size: the image is resized so its longer side is this many pixels (>= 32; it is
+            padded up to a multiple of the model's ``pad_multiple``, so any value works).
+        score_threshold: keep detections with score >= this, in [0, 1].
+        nms_threshold: IoU above which a lower-scoring overlapping box is suppressed, in [0, 1].
+        threads: CPU threads for the network; ``None`` = ONNX Runtime's default (all cores),
+            ``1`` = strictly single-threaded.
+        top_k: at most this many candidates (highest scores) enter NMS.
+        keep_top_k: at most this many faces are returned per image.
+        max_image_pixels: limit on width x height for images given as file paths
+            (``None``: no limit); see :func:`facelite.imageio.load_image`.
+
+    Attributes:
+        spec: the model's :class:`~facelite.spec.ModelSpec`, read from the model file.
+        model_info: the resolved model file (path, name, precision, SHA-256).
+        last_timings: milliseconds spent in ``preprocess_ms``, ``network_ms`` and
+            ``postprocess_ms`` (plus ``total_ms``) by the last ``detect*`` call; for
+            :meth:`detect_batch` the sums over all images.
+
+    Raises:
+        ValueError: invalid arguments (an unknown model name lists the available ones).
+        facelite.models.ModelNotFoundError: the model file is missing.
+        facelite.models.ModelChecksumError: a shipped model file is corrupt.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] = "mobilenetv2-0.35",
+        precision: str = "float32",
+        input_size: int = 640,
+        score_threshold: float = 0.5,
+        nms_threshold: float = 0.4,
+        threads: int | None = None,
+        top_k: int = 5000,
+        keep_top_k: int = 750,
+        max_image_pixels: int | None = DEFAULT_MAX_PIXELS,
+    ) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        self.input_size = _check_count("input_size", input_size, 32)
+        if self.input_size > 8192:
+            raise ValueError(f"input_size must be <= 8192, got {input_size}")
+        self.score_threshold = _check_unit("score_threshold", score_threshold)
+        self.nms_threshold = _check_unit("nms_threshold", nms_threshold)
+        self.top_k = _check_count("top_k", top_k)
+        self.keep_top_k = _check_count("keep_top_k", keep_top_k)
+        if threads is not None:
+            _check_count("threads", threads)
+        self.threads = threads
+        if max_image_pixels is not None:
+            _check_count("max_image_pixels", max_image_pixels)
+        self.max_image_pixels = max_image_pixels
+        self.model_info: ResolvedModel = resolve_model(model, precision)
+        self.backend: Backend = load_backend(self.model_info.path, threads=threads)
+        self.spec: ModelSpec = self.backend.spec
+        self.last_timings: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ description
+
+    @property
+    def name(self) -> str:
+        """The shipped model name, or the spec's name for a model given by path."""
+        return self.model_info.name or self.spec.name
+
+    @property
+    def precision(self) -> str | None:
+        """``float32``/``int8`` for shipped models; from the file's metadata otherwise (``None`` if absent)."""
+        return self.model_info.precision or self.backend.metadata.get(PRECISION_METADATA_KEY)
+
+    def __repr__(self) -> str:
+        return (
+            f"FaceDetector(model={self.name!r}, precision={self.precision!r}, input_size={self.input_size}, "
+            f"score_threshold={self.score_threshold}, nms_threshold={self.nms_threshold}, threads={self.threads})"
+        )
+
+    # ------------------------------------------------------------------ detection
+
+    def detect(self, image: np.ndarray | str | os.PathLike[str]) -> list[Face]:
+        """Faces in one image, highest score first.
+
+        Args:
+            image: ``H x W x 3`` uint8 BGR array (any strides), or an image file path.
+
+        Returns:
+            :class:`~facelite.face.Face` objects in original-image pixels: boxes clipped to the
+            image, landmarks not clipped (a landmark of a face cut by the border may lie outside).
+        """
+        boxes, scores, lmks = self.detect_arrays(image)
+        t = time.perf_counter()
+        faces = _to_faces(boxes, scores, lmks)
+        self._add_postprocess(time.perf_counter() - t)
+        return faces
+
+    def detect_arrays(self, image: np.ndarray | str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Like :meth:`detect`, as arrays (cheaper when there are many detections).
+
+        Returns:
+            ``boxes`` float32 (K, 4) xyxy, ``scores`` float32 (K,), ``landmarks`` float32 (K, 5, 2)
+            ``(x, y)``, all in original-image pixels, sorted by score (highest first).
+        """
+        img = as_bgr_image(image, self.max_image_pixels)
+        t0 = time.perf_counter()
+        tensor, box = preprocess(img, self.spec, self.input_size)
+        t1 = time.perf_counter()
+        scores, deltas, lmk = self.backend.run(tensor)
+        t2 = time.perf_counter()
+        result = self._postprocess(scores[0], deltas[0], lmk[0], box)
+        t3 = time.perf_counter()
+        self.last_timings = _timings(t1 - t0, t2 - t1, t3 - t2)
+        return result
+
+    def detect_batch(
+        self, images: Iterable[np.ndarray | str | os.PathLike[str]], batch_size: int = 8
+    ) -> list[list[Face]]:
+        """Faces in several images, running the network on up to ``batch_size`` images at once.
+
+        Images of different sizes share one padded input tensor per batch (each keeps its own
+        scale). Paths are loaded one batch at a time. Returns one list per image, in order.
+        """
+        return [_to_faces(*r) for r in self.detect_batch_arrays(images, batch_size)]
+
+    def detect_batch_arrays(
+        self, images: Iterable[np.ndarray | str | os.PathLike[str]], batch_size: int = 8
+    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Like :meth:`detect_batch`, returning :meth:`detect_arrays`-style tuples."""
+        batch_size = _check_count("batch_size", batch_size)
+        results: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        pre = net = post = 0.0
+        pending: list[np.ndarray] = []
+
+        def flush() -> None:
+            nonlocal pre, net, post
+            t0 = time.perf_counter()
+            tensor, boxes = preprocess_batch(pending, self.spec, self.input_size)
+            t1 = time.perf_counter()
+            scores, deltas, lmk = self.backend.run(tensor)
+            t2 = time.perf_counter()
+            for i, box in enumerate(boxes):
+                results.append(self._postprocess(scores[i], deltas[i], lmk[i], box))
+            t3 = time.perf_counter()
+            pre, net, post = pre + t1 - t0, net + t2 - t1, post + t3 - t2
+            pending.clear()
+
+        for image in images:
+            pending.append(as_bgr_image(image, self.max_image_pixels))
+            if len(pending) == batch_size:
+                flush()
+        if pending:
+            flush()
+        self.last_timings = _timings(pre, net, post)
+        return results
+
+    # ------------------------------------------------------------------ internals
+
+    def _postprocess(
+        self, scores: np.ndarray, deltas: np.ndarray, lmk: np.ndarray, box: Letterbox
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One image's raw outputs (N,), (N, 4), (N, 10) -> boxes, scores, landmarks in original pixels."""
+        spec = self.spec
+        anchors = anchors_for(spec, *box.padded_size)
+        if len(anchors) != len(scores):
+            raise RuntimeError(
+                f"the model returned {len(scores)} predictions for a {box.padded_size[0]}x{box.padded_size[1]} "
+                f"input, but its spec implies {len(anchors)} anchors: the model file and its metadata disagree"
+            )
+        idx = np.flatnonzero(scores >= self.score_threshold)  # filter before decoding anything
+        if len(idx) > self.top_k:
+            idx = idx[top_k_indices(scores[idx], self.top_k)]
+        s = scores[idx]
+        a = anchors[idx]
+        b = decode_boxes(deltas[idx], a, spec.variances)
+        keep = nms(b, s, self.nms_threshold, keep_top_k=self.keep_top_k)
+        idx, s, a, b = idx[keep], s[keep], a[keep], b[keep]
+        pts = decode_landmarks(lmk[idx], a, spec.variances)
+        b = box.to_original(b)
+        pts = box.to_original(pts)
+        h, w = box.original_size
+        b[:, 0::2] = np.clip(b[:, 0::2], 0, w)
+        b[:, 1::2] = np.clip(b[:, 1::2], 0, h)
+        valid = (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
+        if not valid.all():
+            b, s, pts = b[valid], s[valid], pts[valid]
+        return b, s.astype(np.float32, copy=False), pts
+
+    def _add_postprocess(self, seconds: float) -> None:
+        if self.last_timings:
+            self.last_timings["postprocess_ms"] += seconds * 1000.0
+            self.last_timings["total_ms"] += seconds * 1000.0
+
+
+def _timings(pre: float, net: float, post: float) -> dict[str, float]:
+    return {
+        "preprocess_ms": pre * 1000.0,
+        "network_ms": net * 1000.0,
+        "postprocess_ms": post * 1000.0,
+        "total_ms": (pre + net + post) * 1000.0,
+    }
+
+
+def _to_faces(boxes: np.ndarray, scores: np.ndarray, lmks: np.ndarray) -> list[Face]:
+    return [
+        Face(box=(float(b[0]), float(b[1]), float(b[2]), float(b[3])), score=float(s), landmarks=p)
+        for b, s, p in zip(boxes.tolist(), scores.tolist(), lmks)
+    ]

@@ -1,0 +1,171 @@
+import numpy as np
+import pytest
+
+import facelite
+from facelite import Face, FaceDetector, ImageLoadError, load_image
+from facelite.models import shipped_path
+from facelite.nms import box_iou
+from facelite.paths import data_path
+
+# The astronaut's face in data/astronaut.jpg (512 x 512), as found by the trained
+# RetinaFace-mnet0.25 peer through facelite's pipeline and checked by eye.
+ASTRONAUT_BOX = (178.0, 59.0, 273.0, 178.0)
+ASTRONAUT_LANDMARKS = ((204.4, 100.7), (246.7, 102.7), (224.9, 129.3), (203.2, 139.1), (245.7, 140.7))
+
+
+@pytest.fixture(scope="module")
+def detector(random_model_path):
+    return FaceDetector(random_model_path, score_threshold=0.3, threads=1)
+
+
+@pytest.fixture(scope="module")
+def image():
+    return load_image(data_path("astronaut.jpg"))
+
+
+@pytest.mark.parametrize(
+    "kwargs, msg",
+    [
+        ({"precision": "fp16"}, "precision"),
+        ({"input_size": 16}, "input_size"),
+        ({"input_size": 320.0}, "input_size"),
+        ({"input_size": True}, "input_size"),
+        ({"input_size": 10_000}, "input_size"),
+        ({"score_threshold": -0.1}, "score_threshold"),
+        ({"score_threshold": 1.5}, "score_threshold"),
+        ({"score_threshold": "0.5"}, "score_threshold"),
+        ({"nms_threshold": 2}, "nms_threshold"),
+        ({"top_k": 0}, "top_k"),
+        ({"keep_top_k": -1}, "keep_top_k"),
+        ({"threads": 0}, "threads"),
+        ({"max_image_pixels": 0}, "max_image_pixels"),
+        ({"model": "mobilenetv2-0.5"}, "mobilenetv2-0.35, mobilenetv2-1.0"),
+    ],
+)
+def test_constructor_validation(kwargs, msg):
+    with pytest.raises(ValueError, match=msg):
+        FaceDetector(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "bad, msg",
+    [
+        (None, "image is None"),
+        ([[0, 1], [2, 3]], "NumPy array"),
+        (np.zeros((32, 32), np.uint8), "grey image.*to_bgr"),
+        (np.zeros((32, 32, 1), np.uint8), "grey image.*to_bgr"),
+        (np.zeros((32, 32, 4), np.uint8), "4 channels.*to_bgr"),
+        (np.zeros((32, 32, 3), np.uint16), "uint8.*to_bgr"),
+        (np.zeros((32, 32, 3), np.float32), "uint8.*to_bgr"),
+        (np.zeros((0, 32, 3), np.uint8), "empty"),
+        (np.zeros((2, 32, 32, 3), np.uint8), "H x W x 3"),
+        (np.zeros((32, 32, 2), np.uint8), "H x W x 3"),
+    ],
+)
+def test_input_validation(detector, bad, msg):
+    with pytest.raises(ValueError, match=msg):
+        detector.detect(bad)
+
+
+def test_missing_path_raises_image_load_error(detector, tmp_path):
+    with pytest.raises(ImageLoadError, match="no such file"):
+        detector.detect(tmp_path / "missing.jpg")
+
+
+def test_faces_sorted_clipped_in_original_pixels(detector, image):
+    crop = image[40:340, :]  # 300 x 512, not square: exercises padding and the inverse mapping
+    faces = detector.detect(crop)
+    assert 0 < len(faces) <= detector.keep_top_k
+    assert all(isinstance(f, Face) for f in faces)
+    scores = [f.score for f in faces]
+    assert scores == sorted(scores, reverse=True)
+    assert min(scores) >= 0.3 and max(scores) <= 1.0
+    h, w = crop.shape[:2]
+    for f in faces:
+        x1, y1, x2, y2 = f.box
+        assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h
+        assert f.landmarks.shape == (5, 2) and f.landmarks.dtype == np.float32
+    # the boxes really are in original pixels: some reach the far edges, none beyond
+    boxes = np.array([f.box for f in faces])
+    assert boxes[:, 2].max() > 0.9 * w and boxes[:, 3].max() > 0.9 * h
+
+
+def test_arrays_path_batch_and_timings_agree(detector, image):
+    faces = detector.detect(image)
+    assert set(detector.last_timings) == {"preprocess_ms", "network_ms", "postprocess_ms", "total_ms"}
+    assert all(v >= 0 for v in detector.last_timings.values())
+    assert detector.last_timings["network_ms"] > 0
+    boxes, scores, lmks = detector.detect_arrays(image)
+    assert boxes.shape == (len(faces), 4) and scores.shape == (len(faces),) and lmks.shape == (len(faces), 5, 2)
+    assert boxes.dtype == scores.dtype == lmks.dtype == np.float32
+    np.testing.assert_allclose(boxes, [f.box for f in faces], atol=1e-4)
+    np.testing.assert_allclose(lmks, [f.landmarks for f in faces], atol=1e-4)
+    # a path gives the same result as the loaded array
+    from_path = detector.detect_arrays(data_path("astronaut.jpg"))
+    np.testing.assert_array_equal(from_path[0], boxes)
+    # a batch of same-sized images gives the single-image results
+    flipped = np.ascontiguousarray(image[:, ::-1])
+    batch = detector.detect_batch_arrays([image, flipped, image], batch_size=2)
+    assert len(batch) == 3
+    for (b, s, _), single in zip(batch, (image, flipped, image)):
+        sb, ss, _ = detector.detect_arrays(single)
+        np.testing.assert_allclose(b, sb, atol=1e-3)
+        np.testing.assert_allclose(s, ss, atol=1e-5)
+    # images of different shapes share a padded tensor; each is mapped back with its own scale
+    small = image[:200, :300]
+    faces_batch = detector.detect_batch([image, small])
+    assert len(faces_batch) == 2
+    for f in faces_batch[1]:
+        assert 0 <= f.box[0] < f.box[2] <= 300 and 0 <= f.box[1] < f.box[3] <= 200
+
+
+def test_non_contiguous_input_is_handled(detector, image):
+    view = image[:, ::-1]  # negative strides
+    assert not view.flags.c_contiguous
+    got = detector.detect_arrays(view)
+    want = detector.detect_arrays(np.ascontiguousarray(view))
+    np.testing.assert_array_equal(got[0], want[0])
+
+
+def test_thresholds_and_caps(random_model_path, image):
+    strict = FaceDetector(random_model_path, score_threshold=1.0, threads=1)
+    assert strict.detect(image) == []
+    capped = FaceDetector(random_model_path, score_threshold=0.0, keep_top_k=3, threads=1)
+    assert len(capped.detect(image)) == 3
+    loose = FaceDetector(random_model_path, score_threshold=0.0, nms_threshold=1.0, top_k=7, threads=1)
+    assert len(loose.detect(image)) == 7  # NMS at IoU 1.0 suppresses nothing: the top_k survive
+    assert "FaceDetector(model='mobilenetv2-0.35'" in repr(loose)
+
+
+@pytest.mark.shared
+def test_trained_peer_finds_the_astronaut(peer_model_path, image):
+    """Real weights through the whole run-time path: one face, at the right place, at any scale."""
+    for size, tolerance in ((320, 8.0), (640, 2.0)):
+        det = FaceDetector(peer_model_path, input_size=size, threads=1)
+        faces = det.detect(image)
+        assert len(faces) == 1, faces
+        f = faces[0]
+        assert f.score > 0.99
+        assert box_iou(np.array(f.box), np.array(ASTRONAUT_BOX))[0, 0] > 0.9
+        np.testing.assert_allclose(f.landmarks, ASTRONAUT_LANDMARKS, atol=tolerance)
+    # the same image at twice the size: coordinates come back in the bigger image's pixels
+    import cv2
+
+    big = cv2.resize(image, (1024, 1024), interpolation=cv2.INTER_LINEAR)
+    (f,) = FaceDetector(peer_model_path, input_size=640, threads=1).detect(big)
+    assert box_iou(np.array(f.box) / 2, np.array(ASTRONAUT_BOX))[0, 0] > 0.9
+    # and in a wider canvas (letterboxed differently), shifted by the offset
+    canvas = np.zeros((512, 900, 3), np.uint8)
+    canvas[:, 300:812] = image
+    (f,) = FaceDetector(peer_model_path, input_size=640, threads=1).detect(canvas)
+    shifted = np.array(f.box) - [300, 0, 300, 0]
+    assert box_iou(shifted, np.array(ASTRONAUT_BOX))[0, 0] > 0.85
+
+
+@pytest.mark.skipif(
+    not shipped_path("mobilenetv2-0.35").is_file(), reason="the trained mobilenetv2-0.35 weights are not shipped yet"
+)
+def test_default_shipped_model_finds_the_astronaut(image):
+    faces = facelite.FaceDetector().detect(image)
+    assert faces, "the shipped default model found no face in the sample image"
+    assert box_iou(np.array(faces[0].box), np.array(ASTRONAUT_BOX))[0, 0] > 0.5

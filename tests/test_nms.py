@@ -1,0 +1,77 @@
+import numpy as np
+import pytest
+
+from facelite.nms import box_iou, nms, top_k
+
+
+def _iou_py(a, b):
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = max(0.0, a[2] - a[0]) * max(0.0, a[3] - a[1]) + max(0.0, b[2] - b[0]) * max(0.0, b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _nms_py(boxes, scores, thr, keep_top_k=None):
+    """Brute-force reference: plain Python, greedy in score order."""
+    order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
+    keep = []
+    for i in order:
+        if keep_top_k is not None and len(keep) >= keep_top_k:
+            break
+        if all(_iou_py(boxes[i], boxes[k]) <= thr for k in keep):
+            keep.append(i)
+    return keep
+
+
+def _random_boxes(rng, n):
+    xy = rng.uniform(0, 200, (n, 2))
+    wh = rng.uniform(5, 60, (n, 2))
+    return np.concatenate([xy, xy + wh], 1).astype(np.float32), rng.random(n).astype(np.float32)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("thr", [0.0, 0.3, 0.5, 0.9])
+def test_matches_brute_force(seed, thr):
+    rng = np.random.default_rng(seed)
+    boxes, scores = _random_boxes(rng, 150)
+    got = nms(boxes, scores, thr)
+    want = _nms_py(boxes.tolist(), scores.tolist(), thr)
+    assert got.tolist() == want
+    assert got.dtype == np.int64
+    assert np.all(np.diff(scores[got]) <= 0)  # sorted by score
+
+
+def test_keep_top_k_and_pre_top_k():
+    rng = np.random.default_rng(7)
+    boxes, scores = _random_boxes(rng, 300)
+    full = _nms_py(boxes.tolist(), scores.tolist(), 0.4)
+    assert nms(boxes, scores, 0.4, keep_top_k=5).tolist() == full[:5]
+    assert nms(boxes, scores, 0.4, keep_top_k=0).tolist() == []
+    pre = top_k(scores, 50)
+    sub = _nms_py(boxes[pre].tolist(), scores[pre].tolist(), 0.4)
+    assert nms(boxes, scores, 0.4, pre_top_k=50).tolist() == pre[sub].tolist()
+
+
+def test_identical_and_degenerate_boxes():
+    boxes = np.array([[0, 0, 10, 10], [0, 0, 10, 10], [5, 5, 5, 9], [20, 20, 30, 30]], np.float32)
+    scores = np.array([0.9, 0.8, 0.95, 0.1], np.float32)
+    # the zero-area box overlaps nothing; the duplicate is suppressed
+    assert nms(boxes, scores, 0.5).tolist() == [2, 0, 3]
+    assert nms(np.zeros((0, 4)), np.zeros(0), 0.5).tolist() == []
+    with pytest.raises(ValueError):
+        nms(boxes, scores[:2], 0.5)
+
+
+def test_top_k_order_and_ties():
+    s = np.array([0.1, 0.5, 0.5, 0.9, 0.3], np.float32)
+    assert top_k(s, 3).tolist() == [3, 1, 2]
+    assert top_k(s, None).tolist() == [3, 1, 2, 4, 0]
+    assert top_k(s, 10).tolist() == [3, 1, 2, 4, 0]
+    assert top_k(s, 0).tolist() == []
+
+
+def test_box_iou_known_values():
+    a = np.array([[0, 0, 10, 10]], np.float32)
+    b = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [10, 10, 20, 20], [0, 0, 0, 0]], np.float32)
+    np.testing.assert_allclose(box_iou(a, b), [[1.0, 50 / 150, 0.0, 0.0]], rtol=1e-6)
