@@ -4,6 +4,7 @@ import shutil
 import pytest
 
 from facelite import FaceDetector, models
+from facelite.spec import default_spec
 from facelite.models import (
     MODEL_NAMES,
     ModelChecksumError,
@@ -17,6 +18,8 @@ from facelite.models import (
 def test_names_and_file_layout():
     assert MODEL_NAMES == ("mobilenetv2-0.35", "mobilenetv2-1.0")
     assert models.shipped_path("mobilenetv2-1.0", "int8").name == "mobilenetv2-1.0-int8.onnx"
+    # an exported model's spec name is its shipped name (export names files after it)
+    assert (default_spec(0.35).name, default_spec(1.0).name) == MODEL_NAMES
     with pytest.raises(ValueError, match="mobilenetv2-0.35, mobilenetv2-1.0"):
         resolve_model("mobilenetv2-0.5")
     with pytest.raises(ValueError, match="precision"):

@@ -204,7 +204,10 @@ class FaceDetector:
         """Faces in several images, running the network on up to ``batch_size`` images at once.
 
         Images of different sizes share one padded input tensor per batch (each keeps its own
-        scale). Paths are loaded one batch at a time. Returns one list per image, in order.
+        scale). For an image smaller than the batch's tensor, scores near its bottom/right edge
+        can differ slightly from :meth:`detect` (the network sees explicit zero padding there
+        instead of the tensor border); same-sized images give the same results. Paths are loaded
+        one batch at a time. Returns one list per image, in order.
         """
         return [_to_faces(*r) for r in self.detect_batch_arrays(images, batch_size)]
 
@@ -253,6 +256,8 @@ class FaceDetector:
                 f"input, but its spec implies {len(anchors)} anchors: the model file and its metadata disagree"
             )
         idx = np.flatnonzero(scores >= self.score_threshold)  # filter before decoding anything
+        if len(idx) == 0:
+            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, spec.num_landmarks, 2), np.float32)
         if len(idx) > self.top_k:
             idx = idx[top_k_indices(scores[idx], self.top_k)]
         s = scores[idx]

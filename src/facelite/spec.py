@@ -140,7 +140,7 @@ def default_spec(alpha: float, fpn_channels: int = 64) -> ModelSpec:
     """The spec used for a MobileNetV2 of width ``alpha``; normalisation follows its ImageNet weights."""
     keras = abs(alpha - 1.0) > 1e-6  # all widths other than 1.0 start from the Keras-convention weights
     return ModelSpec(
-        name=f"mobilenetv2-{alpha:g}",
+        name=f"mobilenetv2-{float(alpha)!r}",  # "mobilenetv2-0.35", "mobilenetv2-1.0": the shipped names
         alpha=alpha,
         mean=KERAS_MEAN if keras else TORCHVISION_MEAN,
         std=KERAS_STD if keras else TORCHVISION_STD,
