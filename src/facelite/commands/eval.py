@@ -1,0 +1,209 @@
+"""``facelite eval``: WIDER FACE AP (Easy / Medium / Hard) and landmark error of a model.
+
+``facelite eval widerface`` runs a model on a WIDER FACE split (default: the dev split in the
+shared data folder) with the evaluation settings (score threshold 0.02, NMS 0.4, at most 750
+faces per image) and scores it with the official algorithm; ``--predictions DIR`` scores an
+existing submission folder (``<event>/<name>.txt``) instead, e.g. another detector's.
+``facelite eval landmarks`` measures landmark NME on the held-out face crops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HELP = "accuracy: WIDER FACE AP (Easy/Medium/Hard) and landmark error"
+
+DESCRIPTION = """\
+Measure a model's accuracy.
+
+  facelite eval widerface   AP on WIDER FACE (official protocol, restricted to a split)
+  facelite eval landmarks   landmark NME / failure rate on the held-out 5-point crops
+
+Needs scipy (ground truth) and, for --plot, matplotlib: pip install 'facelite[eval]'.
+Data come from the shared folder ($FACELITE_SHARED, default ../shared) unless given.
+"""
+
+
+def _add_model_args(p: argparse.ArgumentParser, input_size: int, score: float) -> None:
+    p.add_argument(
+        "--model",
+        default="mobilenetv2-0.35",
+        help="shipped model name or path of a facelite .onnx (default: %(default)s)",
+    )
+    p.add_argument("--precision", default="float32", choices=("float32", "int8"), help="default: %(default)s")
+    p.add_argument("--input-size", type=int, default=input_size, help="longer side of the network input (default: %(default)s)")
+    p.add_argument("--score-threshold", type=float, default=score, help="detector score threshold (default: %(default)s)")
+    p.add_argument("--nms-threshold", type=float, default=0.4, help="NMS IoU threshold (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads for the network (default: %(default)s)")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N images (smoke test)")
+    p.add_argument("--json", metavar="FILE", help="write the results as JSON to FILE (- for stdout)")
+    p.add_argument("--plot", metavar="PNG", help="write a plot (PR curves / CED curve) to PNG")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "eval", help=HELP, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = p.add_subparsers(dest="eval_task", metavar="TASK")
+
+    w = sub.add_parser(
+        "widerface",
+        help="WIDER FACE AP (official algorithm) on a split",
+        description="Run a model on a WIDER FACE split and compute Easy / Medium / Hard AP with the "
+        "official algorithm (IoU 0.5, ignore faces, 1000 thresholds, normalised scores).",
+    )
+    _add_model_args(w, input_size=640, score=0.02)
+    w.add_argument("--split-dir", type=Path, default=None, help="split folder with images.txt and images/ (default: the shared dev split)")
+    w.add_argument("--gt-dir", type=Path, default=None, help="folder of the official .mat ground truth (default: shared eval/)")
+    w.add_argument("--keep-top-k", type=int, default=750, help="at most this many faces per image (default: %(default)s)")
+    w.add_argument("--cache", type=Path, metavar="DIR", help="keep per-image predictions in DIR; a rerun resumes from them")
+    w.add_argument("--submission", type=Path, metavar="DIR", help="also write the predictions in the WIDER layout to DIR")
+    w.add_argument("--predictions", type=Path, metavar="DIR", help="score this WIDER submission folder instead of running a model")
+    w.set_defaults(func=run_widerface)
+
+    lm = sub.add_parser(
+        "landmarks",
+        help="landmark NME on the held-out 5-point crops",
+        description="Detect on each held-out crop (padded with 80 grey pixels) and measure the landmark "
+        "error of the detection that matches the face: NME / inter-ocular distance, failure rate "
+        "(NME > 10 %%), miss rate.",
+    )
+    _add_model_args(lm, input_size=320, score=0.5)
+    lm.add_argument("--data-dir", type=Path, default=None, help="folder with landmarks.txt and crops (default: shared landmarks5/)")
+    lm.add_argument("--reference", choices=("landmarks", "crop"), default="landmarks",
+                    help="box a detection must overlap (IoU >= 0.3): the face box implied by the labels, or the crop square (default: %(default)s)")
+    lm.add_argument("--all-crops", action="store_true", help="evaluate every crop, not only the held-out 10 %%")
+    lm.add_argument("--include-known-bad", action="store_true", help="keep the crops with known wrong labels")
+    lm.set_defaults(func=run_landmarks)
+
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _detector(args: argparse.Namespace, keep_top_k: int = 750) -> Any:
+    from ..detector import FaceDetector
+
+    return FaceDetector(
+        model=args.model,
+        precision=args.precision,
+        input_size=args.input_size,
+        score_threshold=args.score_threshold,
+        nms_threshold=args.nms_threshold,
+        threads=args.threads,
+        keep_top_k=keep_top_k,
+    )
+
+
+def _model_info(det: Any) -> dict[str, Any]:
+    info = getattr(det, "model_info", None)
+    return {
+        "name": getattr(det, "name", None),
+        "path": str(getattr(info, "path", "")) or None,
+        "sha256": getattr(info, "sha256", None),
+        "precision": getattr(det, "precision", None),
+    }
+
+
+def _write_json(target: str, data: dict[str, Any]) -> None:
+    text = json.dumps(data, indent=2, default=float) + "\n"
+    if target == "-":
+        sys.stdout.write(text)
+    else:
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        Path(target).write_text(text)
+
+
+def run_widerface(args: argparse.Namespace) -> int:
+    from .. import __version__
+    from ..evaluation import widerface as wf
+
+    split_dir = args.split_dir or wf.default_split_dir()
+    names = wf.read_image_list(split_dir)
+    if args.limit is not None:
+        names = names[: args.limit]
+    out: dict[str, Any] = {"task": "widerface", "split_dir": str(split_dir), "facelite_version": __version__}
+    if args.predictions:
+        predictions = wf.read_submission(args.predictions)
+        out["predictions"] = str(args.predictions)
+        title = str(args.predictions)
+    else:
+        det = _detector(args, args.keep_top_k)
+        model = _model_info(det)
+        settings = {
+            "model_sha256": model["sha256"],
+            "precision": args.precision,
+            "input_size": args.input_size,
+            "score_threshold": args.score_threshold,
+            "nms_threshold": args.nms_threshold,
+            "keep_top_k": args.keep_top_k,
+            "facelite_version": __version__,
+        }
+        run = wf.run_detector_on_split(
+            det.detect_arrays,
+            split_dir,
+            names,
+            score_threshold=args.score_threshold,
+            max_faces=args.keep_top_k,
+            cache_dir=args.cache,
+            cache_settings=settings,
+            show_progress=not args.quiet,
+        )
+        predictions = run.predictions
+        out.update(model=model, settings={**settings, "threads": args.threads}, timing=run.to_dict())
+        title = f"{model['name']} {args.precision} @{args.input_size}"
+        if args.submission:
+            wf.write_submission(predictions, args.submission)
+    t = time.perf_counter()
+    result = wf.evaluate_widerface(predictions, args.gt_dir, names, missing="error")
+    out.update(result.to_dict())
+    out["eval_seconds"] = round(time.perf_counter() - t, 3)
+
+    print(result.table(title))
+    if "timing" in out and out["timing"]["num_computed"]:
+        print(f"{out['timing']['images_per_second']:.2f} images/s (network + pre/post-processing, {args.threads} thread(s))")
+    if args.json:
+        _write_json(args.json, out)
+    if args.plot:
+        from ..evaluation.plots import plot_pr_curves
+
+        plot_pr_curves({title: result}, args.plot, title=f"WIDER FACE, {Path(split_dir).name} split")
+    return 0
+
+
+def run_landmarks(args: argparse.Namespace) -> int:
+    from .. import __version__
+    from ..evaluation import landmarks as lmk
+
+    det = _detector(args)
+    model = _model_info(det)
+    settings = {
+        "precision": args.precision,
+        "input_size": args.input_size,
+        "score_threshold": args.score_threshold,
+        "nms_threshold": args.nms_threshold,
+        "threads": args.threads,
+    }
+    result = lmk.evaluate_landmarks(
+        det.detect_arrays,
+        args.data_dir,
+        "all" if args.all_crops else "heldout",
+        reference=args.reference,
+        exclude_known_bad=not args.include_known_bad,
+        limit=args.limit,
+        show_progress=not args.quiet,
+        settings=settings,
+    )
+    title = f"{model['name']} {args.precision} @{args.input_size}"
+    print(result.table(title))
+    if args.json:
+        _write_json(args.json, {"task": "landmarks", "facelite_version": __version__, "model": model, **result.to_dict()})
+    if args.plot:
+        from ..evaluation.plots import plot_ced
+
+        plot_ced({title: result}, args.plot)
+    return 0
