@@ -141,7 +141,8 @@ def resolve_model(model: str | os.PathLike[str], precision: str = "float32") -> 
         raise ModelNotFoundError(
             f"the shipped model file {path.name} is not in this installation of facelite "
             f"(looked in {MODEL_DIR}); trained weights are not shipped yet for every model and "
-            "precision. Pass model=<path to a facelite-exported .onnx> instead."
+            "precision. Use the path of a facelite-exported .onnx file as the model instead "
+            "(FaceDetector(model=PATH) or facelite detect --model PATH)."
         )
     digest = file_sha256(path)
     expected = _read_checksums(MODEL_DIR).get(path.name)
