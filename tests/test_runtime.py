@@ -1,3 +1,4 @@
+import gc
 import os
 from pathlib import Path
 
@@ -42,15 +43,19 @@ def test_onnx_matches_pytorch(random_model, shape):
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads through /proc (Linux)")
 def test_one_thread_means_no_extra_threads(random_model_path):
     x = np.zeros((1, 3, 128, 128), np.float32)
-    before = _threads()
-    single = OnnxBackend(random_model_path, threads=1)
-    single.run(x)
-    assert _threads() == before  # ONNX Runtime started no thread of its own
-    # control: asking for 2 threads does start one, so the count above can see them
-    two = OnnxBackend(random_model_path, threads=2)
-    two.run(x)
-    assert _threads() > before
-    del two
+    gc.collect()  # sessions of earlier tests must not end (and take their threads) mid-count
+    gc.disable()
+    try:
+        before = _threads()
+        single = OnnxBackend(random_model_path, threads=1)
+        single.run(x)
+        assert _threads() == before  # ONNX Runtime started no thread of its own
+        # control: asking for 2 threads does start one, so the count above can see them
+        two = OnnxBackend(random_model_path, threads=2)
+        two.run(x)
+        assert _threads() > before
+    finally:
+        gc.enable()
 
 
 def test_rejects_models_that_are_not_facelite(tmp_path, random_model_path):
