@@ -72,7 +72,9 @@ class Config:
     def run_dir(self) -> Path:
         if self.train.run_dir:
             return Path(self.train.run_dir).expanduser()
-        return cache_dir() / "runs" / f"mobilenetv2-{self.model.alpha:g}"
+        from ..spec import default_spec
+
+        return cache_dir() / "runs" / default_spec(self.model.alpha).name
 
 
 def _build(cls, raw: dict[str, Any], where: str):

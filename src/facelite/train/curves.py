@@ -1,0 +1,47 @@
+"""Training curves: ``losses.csv`` and ``metrics.csv`` of a run folder -> one PNG (matplotlib, optional)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+
+def _read(path: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader(path.open())) if path.is_file() else []
+
+
+def plot_run(run_dir: str | Path, out: str | Path, title: str = "") -> Path:
+    """Plot loss parts per epoch (left) and dev AP per evaluation (right) into ``out``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    run_dir, out = Path(run_dir), Path(out)
+    losses = _read(run_dir / "losses.csv")
+    metrics = _read(run_dir / "metrics.csv")
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    ep = [int(r["epoch"]) for r in losses]
+    for key in ("total", "cls", "box", "landmarks"):
+        ax1.plot(ep, [float(r[key]) for r in losses], label=key)
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("training loss (epoch mean)")
+    ax1.set_yscale("log")
+    ax1.grid(alpha=0.3)
+    ax1.legend()
+    for size in sorted({r["input_size"] for r in metrics}, key=int):
+        rows = [r for r in metrics if r["input_size"] == size]
+        for key, style in (("easy", "-"), ("medium", "--"), ("hard", ":")):
+            ax2.plot([int(r["epoch"]) for r in rows], [float(r[key]) for r in rows], style, marker="o",
+                     label=f"{key} @ {size}")
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("WIDER FACE dev-split AP")
+    ax2.grid(alpha=0.3)
+    if metrics:
+        ax2.legend(fontsize=8)
+    fig.suptitle(title or run_dir.name)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
