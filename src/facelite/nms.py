@@ -79,6 +79,109 @@ def nms(
     x1, y1, x2, y2 = (np.ascontiguousarray(b[:, k]) for k in range(4))
     areas = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
     limit = n if keep_top_k is None else keep_top_k
+    pairs = _overlap_candidates(x1, y1, x2, y2)
+    if pairs is None:
+        keep = _greedy_dense(x1, y1, x2, y2, areas, iou_threshold, limit)
+    else:
+        keep = _greedy_sparse(x1, y1, x2, y2, areas, iou_threshold, pairs)[:limit]
+    return order[keep]
+
+
+_MAX_PAIRS = 1 << 20
+"""Above this many box pairs that overlap along the sweep axis, :func:`nms` uses the dense loop."""
+
+
+def _overlap_candidates(
+    x1: np.ndarray, y1: np.ndarray, x2: np.ndarray, y2: np.ndarray
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """All pairs ``(i, j)``, ``i < j`` (score rank), of boxes that overlap in x and in y: exactly the
+    pairs with a positive intersection, hence all those that NMS can suppress. A sweep over the
+    sorted lower edges along one axis (the one with fewer overlapping pairs) finds the candidates.
+    ``None`` when that axis has more than :data:`_MAX_PAIRS` of them."""
+    n = len(x1)
+    best = None
+    for axis, (lo, hi) in enumerate(((x1, x2), (y1, y2))):
+        perm = np.argsort(lo, kind="stable")
+        lo_sorted = lo[perm]
+        # boxes after position p in sorted order start before box p ends: p+1 .. end[p]-1
+        end = np.searchsorted(lo_sorted, hi[perm], side="left")
+        counts = np.maximum(end - np.arange(1, n + 1), 0)
+        total = int(counts.sum())
+        if best is None or total < best[0]:
+            best = (total, perm, counts, axis)
+    total, perm, counts, axis = best
+    if total > _MAX_PAIRS:
+        return None
+    first = np.repeat(np.arange(n), counts)
+    offsets = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+    a, b = perm[first], perm[first + 1 + offsets]
+    # keep the pairs that overlap along the other axis too (both tests are needed for IoU > 0)
+    lo2, hi2 = (y1, y2) if axis == 0 else (x1, x2)
+    both = np.maximum(lo2[a], lo2[b]) < np.minimum(hi2[a], hi2[b])
+    a, b = a[both], b[both]
+    return np.minimum(a, b), np.maximum(a, b)
+
+
+def _greedy_sparse(
+    x1: np.ndarray,
+    y1: np.ndarray,
+    x2: np.ndarray,
+    y2: np.ndarray,
+    areas: np.ndarray,
+    iou_threshold: float,
+    pairs: tuple[np.ndarray, np.ndarray],
+) -> np.ndarray:
+    """Greedy NMS over boxes in score-rank order, from the candidate pairs of
+    :func:`_overlap_candidates`. The IoU of every pair is computed exactly as the dense loop
+    computes it (same float32 operations), so both give the same result."""
+    n = len(x1)
+    i, j = pairs
+    iw = np.minimum(x2[j], x2[i])
+    iw -= np.maximum(x1[j], x1[i])
+    np.maximum(iw, 0, out=iw)
+    ih = np.minimum(y2[j], y2[i])
+    ih -= np.maximum(y1[j], y1[i])
+    np.maximum(ih, 0, out=ih)
+    inter = iw
+    inter *= ih
+    union = areas[j] + areas[i]
+    union -= inter
+    np.maximum(union, 1e-12, out=union)
+    inter /= union
+    hit = ~(inter <= iou_threshold)
+    src, dst = i[hit], j[hit]  # src outranks dst and suppresses it if src is kept
+    # Greedy NMS keeps box r iff no kept box of higher rank suppresses it. Iterate that rule from
+    # "all kept": after t rounds the first t boxes are settled, and the fixed point is the greedy
+    # result; on real detections (clusters of a few boxes per face) it takes a handful of rounds.
+    kept = np.ones(n, dtype=bool)
+    for _ in range(32):
+        suppressed = np.zeros(n, dtype=bool)
+        suppressed[dst[kept[src]]] = True
+        if np.array_equal(~suppressed, kept):
+            return np.flatnonzero(kept)
+        kept = ~suppressed
+    # long suppression chains: settle the boxes one by one in rank order
+    by_src = np.argsort(src, kind="stable")
+    src, dst = src[by_src], dst[by_src]
+    starts = np.searchsorted(src, np.arange(n + 1))
+    alive = np.ones(n, dtype=bool)
+    for r in np.flatnonzero(starts[1:] > starts[:-1]).tolist():
+        if alive[r]:
+            alive[dst[starts[r] : starts[r + 1]]] = False
+    return np.flatnonzero(alive)
+
+
+def _greedy_dense(
+    x1: np.ndarray,
+    y1: np.ndarray,
+    x2: np.ndarray,
+    y2: np.ndarray,
+    areas: np.ndarray,
+    iou_threshold: float,
+    limit: int,
+) -> np.ndarray:
+    """Greedy NMS by one vectorised step per kept box (for inputs with too many overlapping pairs)."""
+    n = len(x1)
     alive = np.ones(n, dtype=bool)
     keep: list[int] = []
     i = 0
@@ -106,4 +209,4 @@ def nms(
         if not alive[nxt]:
             break
         i = nxt
-    return order[np.asarray(keep, dtype=np.int64)]
+    return np.asarray(keep, dtype=np.int64)

@@ -1,0 +1,154 @@
+"""``facelite bench``: the quick run end to end, the stage split, MAC counting, the front."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnx")
+
+from facelite.bench.graph import STAGES, count_macs, count_params, find_stage_boundaries, split_stages  # noqa: E402
+from facelite.bench.run import pareto_front  # noqa: E402
+from facelite.cli import main  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def bench_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Same folder as in test_quantize.py: derived models are made once per session."""
+    return tmp_path_factory.getbasetemp() / "bench-cache"
+
+
+@pytest.fixture(scope="module")
+def quick_run(random_model_path: Path, bench_cache: Path, tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("bench-out")
+    argv = ["bench", "--quick", "--models", str(random_model_path), "--images", "1", "--warmup", "1",
+            "--repeats", "2", "--ap-images", "2", "--calibration-images", "2", "--cache-dir", str(bench_cache),
+            "--out", str(out), "--quiet"]
+    assert main(argv) == 0
+    return json.loads((out / "bench.json").read_text()), out
+
+
+def test_quick_run_writes_json_and_markdown(quick_run, capsys) -> None:
+    result, out = quick_run
+    for key in ("machine", "settings", "models", "stages", "latency", "crowded", "postprocess", "accuracy",
+                "frontier", "paper", "elapsed_s", "command"):
+        assert key in result, key
+    assert result["quick"] is True
+    assert result["machine"]["cpu"] and "onnxruntime" in result["machine"]["versions"]
+    md = (out / "bench.md").read_text()
+    for title in ("Table 1", "Tables 2-3", "Table 4", "Post-processing share", "The paper's numbers"):
+        assert title in md
+    assert "162.90" in md  # the paper's Table 1 total, beside ours
+
+
+def test_latency_rows(quick_run) -> None:
+    result, _ = quick_run
+    rows = result["latency"]
+    assert {r["precision"] for r in rows} == {"float32", "dynamic-int8", "static-int8"}
+    for r in rows:
+        assert r["input_size"] == 320 and r["threads"] == 1 and r["samples"] == 2
+        assert 0 < r["median_ms"] <= r["p90_ms"]
+        assert r["params"] > 100_000 and r["macs"] > 10**8
+        for k in ("preprocess_ms", "network_ms", "postprocess_ms", "postprocess_share", "file_bytes",
+                  "speedup_vs_float32", "size_reduction_vs_float32"):
+            assert r[k] is not None, k
+    by = {r["precision"]: r for r in rows}
+    assert by["float32"]["speedup_vs_float32"] == 1.0
+    assert by["dynamic-int8"]["file_bytes"] < by["float32"]["file_bytes"]
+    assert by["static-int8"]["size_reduction_vs_float32"] > 2.0
+    assert by["float32"]["paper_ms"] == 31.97  # paper Table 3, PC, alpha 0.35 at 320
+
+
+def test_stages_add_up(quick_run) -> None:
+    s = quick_run[0]["stages"]
+    assert list(s["stages_ms"]) == ["preprocess", *(name for name, _ in STAGES), "postprocess"]
+    assert s["max_abs_diff"] == 0.0  # the chained sub-models compute exactly the whole network
+    assert s["sum_ms"] == pytest.approx(sum(s["stages_ms"].values()), abs=0.01)
+    # measured in the same passes; generous bounds: the test machine may be busy
+    assert s["sum_ms"] == pytest.approx(s["end_to_end_ms"], rel=0.5)
+    assert s["network_stages_ms"] == pytest.approx(s["network_whole_ms"], rel=0.5)
+    assert sum(s["shares"].values()) == pytest.approx(1.0, abs=0.01)
+
+
+def test_postprocess_and_accuracy_sections(quick_run) -> None:
+    result, _ = quick_run
+    post = result["postprocess"]
+    assert post["limit"] == 0.1 and post["paper_nms_share"] == pytest.approx(0.267, abs=0.001)
+    if result["accuracy"]:  # the shared data folder is there
+        assert {a["precision"] for a in result["accuracy"]} == {"float32", "dynamic-int8", "static-int8"}
+        for a in result["accuracy"]:
+            assert set(a["ap"]) == {"easy", "medium", "hard"} and a["num_images"] == 2
+        assert result["crowded"] and post["crowded_faces"] > 100
+        assert len(result["frontier"]) == 3 and any(d["on_front"] for d in result["frontier"])
+    else:
+        assert result["accuracy_note"].startswith("not measured")
+
+
+def test_stage_split_is_exact(random_model_path: Path, tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    from facelite.runtime.onnx import session_options
+
+    bounds = find_stage_boundaries(random_model_path)
+    assert len(bounds) == 2 and all(len(b) == 3 for b in bounds)  # three pyramid levels cross each cut
+    assert all(t.startswith("/model/backbone/") for t in bounds[0])
+    assert all(t.startswith("/model/fpn/") for t in bounds[1])
+    cuts = split_stages(random_model_path, tmp_path)
+    x = np.random.default_rng(0).standard_normal((1, 3, 96, 128)).astype(np.float32)
+    whole = ort.InferenceSession(str(random_model_path), session_options(1)).run(None, {"input": x})
+    feed = {"input": x}
+    for c in cuts:
+        outs = ort.InferenceSession(str(c.path), session_options(1)).run(list(c.outputs), {k: feed[k] for k in c.inputs})
+        feed.update(zip(c.outputs, outs))
+    for name, ref in zip(("scores", "boxes", "landmarks"), whole):
+        np.testing.assert_array_equal(feed[name], ref)
+
+
+def test_count_macs_and_params_on_a_known_graph() -> None:
+    from onnx import TensorProto, helper, numpy_helper
+
+    w1 = numpy_helper.from_array(np.zeros((8, 3, 3, 3), np.float32), "w1")
+    b1 = numpy_helper.from_array(np.zeros(8, np.float32), "b1")
+    w2 = numpy_helper.from_array(np.zeros((8, 1, 3, 3), np.float32), "w2")  # depthwise
+    nodes = [
+        helper.make_node("Conv", ["input", "w1", "b1"], ["a"], pads=[1, 1, 1, 1], strides=[2, 2]),
+        helper.make_node("Conv", ["a", "w2"], ["out"], pads=[1, 1, 1, 1], group=8),
+    ]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, "h", "w"])],
+                          [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)], [w1, b1, w2])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    # conv1: 3*3*3 * 8 * (32*16); depthwise: 3*3*1 * 8 * (32*16)
+    assert count_macs(m, 64, 32) == 27 * 8 * 512 + 9 * 8 * 512
+    assert count_params(m) == 8 * 27 + 8 + 8 * 9
+
+
+def test_count_params_matches_torch(random_model) -> None:
+    torch_model, path = random_model
+    import torch
+
+    # exported convolutions carry the folded batch norm as a bias: torch's count minus the BN
+    # parameters, plus one bias per folded conv output channel
+    n_torch = sum(p.numel() for p in torch_model.parameters())
+    bn = [m for m in torch_model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert count_params(path) == n_torch - sum(2 * m.num_features for m in bn) + sum(m.num_features for m in bn)
+
+
+def test_pareto_front() -> None:
+    lat = [{"model": "m", "alpha": 1.0, "input_size": s, "precision": p, "threads": 1, "median_ms": t}
+           for s, p, t in ((640, "a", 50.0), (640, "b", 30.0), (320, "a", 10.0), (320, "b", 12.0))]
+    acc = [{"model": "m", "input_size": s, "precision": p, "ap": {"medium": ap}}
+           for s, p, ap in ((640, "a", 0.80), (640, "b", 0.79), (320, "a", 0.60), (320, "b", 0.55))]
+    front = pareto_front(lat, acc, 1)
+    assert [d["median_ms"] for d in front] == [10.0, 12.0, 30.0, 50.0]
+    assert [d["on_front"] for d in front] == [True, False, True, True]
+
+
+def test_bench_without_models_says_what_to_do(tmp_path: Path, capsys, monkeypatch) -> None:
+    import facelite.models as fm
+
+    monkeypatch.setattr(fm, "available_models", lambda: [(n, p, False) for n in fm.MODEL_NAMES for p in fm.PRECISIONS])
+    assert main(["bench", "--no-ap", "--out", str(tmp_path), "--quiet"]) == 1
+    assert "--random-weights" in capsys.readouterr().err

@@ -1,0 +1,124 @@
+"""int8 quantization (facelite.export.quantize, through the bench's cached derivations).
+
+A random-weight model is enough for these checks: they compare raw outputs of the float32
+and the int8 networks on a real image, not detections.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnx")
+
+from facelite.bench.models import (  # noqa: E402
+    BenchModel,
+    Variant,
+    calibration_images,
+    derive_dynamic_int8,
+    derive_static_int8,
+    model_from_path,
+)
+from facelite.imageio import load_image  # noqa: E402
+from facelite.paths import data_path  # noqa: E402
+from facelite.preprocess import preprocess  # noqa: E402
+from facelite.runtime.onnx import OnnxBackend  # noqa: E402
+
+SIZE = 320
+
+
+@pytest.fixture(scope="session")
+def bench_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache folder for derived models, shared by the bench and quantization tests (same
+    path in both modules), so each quantization is made once per session."""
+    return tmp_path_factory.getbasetemp() / "bench-cache"
+
+
+@pytest.fixture(scope="session")
+def quantized(random_model_path: Path, bench_cache: Path) -> BenchModel:
+    m = model_from_path(random_model_path)
+    m.variants["static-int8"] = derive_static_int8(m, calibration=2, calibration_size=SIZE, cache_root=bench_cache)
+    m.variants["dynamic-int8"] = derive_dynamic_int8(m, cache_root=bench_cache)
+    return m
+
+
+def _outputs(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    backend = OnnxBackend(path, threads=1)
+    tensor, _ = preprocess(load_image(data_path("astronaut.jpg")), backend.spec, SIZE)
+    return backend.run(tensor)
+
+
+@pytest.mark.parametrize("precision", ["static-int8", "dynamic-int8"])
+def test_int8_outputs_agree_with_float32(quantized: BenchModel, precision: str) -> None:
+    ref = _outputs(quantized.variants["float32"].path)
+    got = _outputs(quantized.variants[precision].path)
+    for name, a, b in zip(("scores", "boxes", "landmarks"), ref, got):
+        assert a.shape == b.shape, name
+        err = np.abs(a - b)
+        # quantization noise is a small fraction of the outputs' own spread
+        assert err.mean() < 0.1 * a.std(), (name, err.mean(), a.std())
+        assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.99, name
+    assert np.abs(ref[0] - got[0]).max() < 0.05  # face probabilities
+
+
+def test_metadata_survives_quantization(quantized: BenchModel) -> None:
+    spec = OnnxBackend(quantized.variants["float32"].path).spec
+    for precision, tag in (("static-int8", "int8"), ("dynamic-int8", "dynamic-int8")):
+        backend = OnnxBackend(quantized.variants[precision].path)
+        assert backend.spec == spec
+        assert backend.metadata["facelite.precision"] == tag
+        # and the bench reads the variant back from the file
+        assert model_from_path(quantized.variants[precision].path).variants.keys() == {precision}
+
+
+def test_int8_files_are_smaller(quantized: BenchModel) -> None:
+    f32 = quantized.variants["float32"].file_bytes
+    assert quantized.variants["dynamic-int8"].file_bytes < 0.5 * f32
+    assert quantized.variants["static-int8"].file_bytes < 0.5 * f32
+
+
+def test_static_int8_is_qdq_per_channel(quantized: BenchModel) -> None:
+    import onnx
+
+    g = onnx.load(str(quantized.variants["static-int8"].path)).graph
+    ops = {n.op_type for n in g.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops
+    inits = {i.name: i for i in g.initializer}
+    # per-channel weights: some conv weight has a vector of scales
+    per_channel = [
+        n for n in g.node
+        if n.op_type == "DequantizeLinear" and n.input[1] in inits and len(inits[n.input[1]].dims) == 1
+        and inits[n.input[1]].dims[0] > 1
+    ]
+    assert per_channel
+
+
+def test_derived_models_are_cached(quantized: BenchModel, bench_cache: Path) -> None:
+    v = quantized.variants["static-int8"]
+    assert v.path.is_relative_to(bench_cache)
+    mtime = v.path.stat().st_mtime_ns
+    again = derive_static_int8(quantized, calibration=2, calibration_size=SIZE, cache_root=bench_cache)
+    assert again.path == v.path and again.path.stat().st_mtime_ns == mtime
+
+
+def test_int8_model_detects(quantized: BenchModel) -> None:
+    from facelite import FaceDetector
+
+    det = FaceDetector(quantized.variants["static-int8"].path, input_size=SIZE, threads=1)
+    boxes, scores, lmks = det.detect_arrays(load_image(data_path("astronaut.jpg")))
+    assert boxes.shape[1:] == (4,) and lmks.shape[1:] == (5, 2) and len(scores) == len(boxes)
+    assert det.precision == "int8"
+
+
+def test_calibration_images_without_shared_data(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("FACELITE_SHARED", str(tmp_path / "nowhere"))
+    images, what = calibration_images(10)
+    assert images == [data_path("astronaut.jpg")]
+    assert "not representative" in what
+
+
+def test_variant_backend_by_extension(tmp_path: Path) -> None:
+    assert Variant("tflite-int8", tmp_path / "m.tflite", "x").backend == "tflite"
+    assert Variant("float32", tmp_path / "m.onnx", "x").backend == "onnxruntime"
