@@ -9,7 +9,7 @@ import numpy as np
 
 from .face import Face
 
-__all__ = ["LANDMARK_COLORS", "draw_faces"]
+__all__ = ["LANDMARK_COLORS", "draw_faces", "draw_text"]
 
 LANDMARK_COLORS: tuple[tuple[int, int, int], ...] = (
     (255, 0, 0),  # left eye: blue
@@ -35,7 +35,8 @@ def draw_faces(
         image: ``H x W x 3`` uint8 BGR array (not modified).
         faces: detections in this image's pixels (e.g. from :meth:`FaceDetector.detect`).
         color: BGR colour of the boxes and score labels.
-        show_scores: write each face's score above its box.
+        show_scores: write each face's score above its box (preceded by ``#id`` for faces
+            that carry a ``track_id``, see :mod:`facelite.tracking`).
         thickness: line thickness in pixels (default: scaled with the image size).
 
     Returns:
@@ -56,9 +57,38 @@ def draw_faces(
         cv2.rectangle(out, (x1, y1), (x2, y2), col, t, cv2.LINE_AA)
         if show_scores:
             label = f"{face.score:.2f}"
+            track_id = getattr(face, "track_id", None)
+            if track_id is not None:
+                label = f"#{track_id} {label}"
             (_, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, font_scale, max(1, t // 2))
             ty = y1 - base - 2 if y1 - th - base - 2 >= 0 else y1 + th + 2  # inside the box at the top edge
             cv2.putText(out, label, (x1, ty), cv2.FONT_HERSHEY_SIMPLEX, font_scale, col, max(1, t // 2), cv2.LINE_AA)
         for (px, py), pc in zip(np.asarray(face.landmarks, dtype=np.float32).reshape(-1, 2), LANDMARK_COLORS):
             cv2.circle(out, (int(round(px)), int(round(py))), radius, pc, -1, cv2.LINE_AA)
     return out
+
+
+def draw_text(
+    image: np.ndarray,
+    text: str,
+    org: tuple[int, int] = (8, 8),
+    *,
+    color: Sequence[int] = (255, 255, 255),
+    background: Sequence[int] | None = (0, 0, 0),
+    scale: float | None = None,
+) -> np.ndarray:
+    """Write ``text`` on ``image`` **in place** with its top-left corner at ``org`` (for overlays
+    such as a frame rate), on a filled ``background`` box for legibility. Returns ``image``."""
+    h, w = image.shape[:2]
+    font_scale = scale if scale is not None else max(0.5, max(h, w) / 1000)
+    t = max(1, round(font_scale * 1.5))
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, t)
+    x, y = org
+    pad = max(2, t * 2)
+    if background is not None:
+        cv2.rectangle(image, (x, y), (x + tw + 2 * pad, y + th + base + 2 * pad), tuple(int(c) for c in background), -1)
+    cv2.putText(
+        image, text, (x + pad, y + pad + th), cv2.FONT_HERSHEY_SIMPLEX, font_scale, tuple(int(c) for c in color), t,
+        cv2.LINE_AA,
+    )
+    return image
