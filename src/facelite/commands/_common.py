@@ -1,0 +1,77 @@
+"""Options and helpers shared by the commands that run the detector (detect, video, align, blur)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def add_model_options(p: argparse.ArgumentParser, input_size: int = 640) -> None:
+    """``--model --precision --input-size --score-threshold --nms-threshold --threads``."""
+    p.add_argument(
+        "--model",
+        default="mobilenetv2-0.35",
+        help="shipped model name (mobilenetv2-0.35, mobilenetv2-1.0) or path of a facelite .onnx (default: %(default)s)",
+    )
+    p.add_argument("--precision", default="float32", choices=("float32", "int8"), help="default: %(default)s")
+    p.add_argument(
+        "--input-size", type=int, default=input_size, help="longer side of the network input (default: %(default)s)"
+    )
+    p.add_argument("--score-threshold", type=float, default=0.5, help="minimum face score (default: %(default)s)")
+    p.add_argument("--nms-threshold", type=float, default=0.4, help="NMS IoU threshold (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for the network (default: all cores)")
+
+
+def build_detector(args: argparse.Namespace):
+    from ..detector import FaceDetector
+
+    return FaceDetector(
+        model=args.model,
+        precision=args.precision,
+        input_size=args.input_size,
+        score_threshold=args.score_threshold,
+        nms_threshold=args.nms_threshold,
+        threads=args.threads,
+    )
+
+
+def model_record(detector) -> dict:
+    return {"name": detector.name, "precision": detector.precision, "sha256": detector.model_info.sha256[:12]}
+
+
+def default_workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def strip_path_prefix(path: object, exc: BaseException) -> str:
+    """The exception's message without a leading ``"<path>: "`` (the caller names the path itself)."""
+    reason = str(exc)
+    prefix = f"{path}: "
+    return reason[len(prefix):] if reason.startswith(prefix) else reason
+
+
+def warn(command: str, message: str) -> None:
+    print(f"facelite {command}: {message}", file=sys.stderr, flush=True)
