@@ -1,4 +1,4 @@
-"""``facelite detect``: faces and landmarks in image files and folders."""
+"""``facelite detect``: faces and landmarks in image files and folders (any number of them)."""
 
 from __future__ import annotations
 
@@ -8,17 +8,43 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
+from ._common import add_model_options, default_workers, non_negative_int
+
 HELP = "detect faces and 5 landmarks in images"
 
 DESCRIPTION = """\
 Detect faces and 5 landmarks in image files. Folders are searched recursively
 for images (.jpg .jpeg .png .webp .bmp .tif .tiff .gif).
 
-Writes annotated copies with --out, one JSON record per image with --json (a
-list, written at the end) and/or --jsonl (one line per image, appended and
-flushed as each image is done); use - for standard output. Unreadable files are
-reported on standard error and skipped; the exit code is then 1.
+Writes annotated copies with --out (or anonymised ones with --anonymize), one
+JSON record per image with --json (a list, written at the end) and/or --jsonl
+(one line per image, appended and flushed as each image is done), and a COCO
+file with --coco; use - for standard output with --json/--jsonl. Images are read
+and decoded by --workers threads ahead of the detector. With several images a
+progress line (count, images/s, ETA) goes to standard error. --resume with
+--jsonl skips the images already recorded in that file, so an interrupted run
+continues where it stopped. Unreadable files are reported on standard error and
+skipped; the exit code is then 1.
 """
+
+
+def add_collection_options(p: argparse.ArgumentParser, resume: bool = True) -> None:
+    """Options for walking large collections: --workers (--resume) --verbose --quiet."""
+    p.add_argument(
+        "--workers",
+        type=non_negative_int,
+        default=default_workers(),
+        metavar="N",
+        help="threads that read and decode images ahead of the detector; 0 = none (default: %(default)s)",
+    )
+    if resume:
+        p.add_argument(
+            "--resume",
+            action="store_true",
+            help="skip images already recorded in the --jsonl file (continue an interrupted run)",
+        )
+    p.add_argument("-v", "--verbose", action="store_true", help="print a line per image (default for a single image)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress line")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,19 +55,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders")
-    p.add_argument(
-        "--model",
-        default="mobilenetv2-0.35",
-        help="shipped model name (mobilenetv2-0.35, mobilenetv2-1.0) or path of a facelite .onnx (default: %(default)s)",
-    )
-    p.add_argument("--precision", default="float32", choices=("float32", "int8"), help="default: %(default)s")
-    p.add_argument("--input-size", type=int, default=640, help="longer side of the network input (default: %(default)s)")
-    p.add_argument("--score-threshold", type=float, default=0.5, help="minimum face score (default: %(default)s)")
-    p.add_argument("--nms-threshold", type=float, default=0.4, help="NMS IoU threshold (default: %(default)s)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for the network (default: all cores)")
+    add_model_options(p)
     p.add_argument("--out", type=Path, metavar="DIR", help="write annotated images into DIR")
     p.add_argument("--json", metavar="FILE", help="write all records as one JSON list to FILE (- for stdout)")
     p.add_argument("--jsonl", metavar="FILE", help="append one JSON record per image to FILE (- for stdout)")
+    p.add_argument("--coco", metavar="FILE", help="write the detections as a COCO keypoint-detection JSON file")
+    p.add_argument(
+        "--anonymize",
+        choices=("blur", "pixelate", "fill"),
+        help="with --out: write the images with the faces blurred/pixelated/filled instead of annotated",
+    )
+    add_collection_options(p)
     p.set_defaults(func=run)
 
 
@@ -76,29 +100,64 @@ def _out_path(out_dir: Path, rel: Path, used: set[Path]) -> Path:
     return target
 
 
+def _done_paths(jsonl: Path, command: str) -> set[str]:
+    """Paths recorded in an existing JSON Lines file; an unfinished last line (a run killed while
+    writing it) is cut off so that new records start on a line of their own."""
+    from ..coco import read_jsonl
+
+    if not jsonl.is_file():
+        return set()
+    data = jsonl.read_bytes()
+    if data and not data.endswith(b"\n"):
+        keep = data.rfind(b"\n") + 1
+        with open(jsonl, "r+b") as f:
+            f.truncate(keep)
+        print(f"facelite {command}: removed an unfinished last line from {jsonl}", file=sys.stderr)
+    done = set()
+    for record in read_jsonl(jsonl):
+        if isinstance(record, dict) and "path" in record:
+            done.add(str(record["path"]))
+    return done
+
+
 def run(args: argparse.Namespace) -> int:
+    return process_images(args, command="detect")
+
+
+def process_images(args: argparse.Namespace, command: str) -> int:
+    """The image loop shared by ``facelite detect`` and ``facelite blur``."""
     import json
     import time
 
     import cv2
 
-    from ..detector import FaceDetector
-    from ..draw import draw_faces
+    from ..coco import CocoBuilder, read_jsonl
     from ..imageio import load_image
+    from ..prefetch import prefetch_map
+    from ..progress import Progress
+    from ._common import build_detector, model_record, strip_path_prefix
 
-    detector = FaceDetector(
-        model=args.model,
-        precision=args.precision,
-        input_size=args.input_size,
-        score_threshold=args.score_threshold,
-        nms_threshold=args.nms_threshold,
-        threads=args.threads,
-    )
-    model = {
-        "name": detector.name,
-        "precision": detector.precision,
-        "sha256": detector.model_info.sha256[:12],
-    }
+    anonymize_method = getattr(args, "anonymize", None)
+    json_out = getattr(args, "json", None)
+    coco_out = getattr(args, "coco", None)
+    if anonymize_method and args.out is None:
+        raise ValueError("--anonymize needs --out DIR (where the anonymised images are written)")
+    if args.resume and (not args.jsonl or args.jsonl == "-"):
+        raise ValueError("--resume needs --jsonl FILE: the finished images are read back from that file")
+
+    detector = build_detector(args)
+    model = model_record(detector)
+    done_before: set[str] = _done_paths(Path(args.jsonl), command) if args.resume else set()
+
+    images = list(iter_images(args.paths))
+    used: set[Path] = set()
+    todo: list[tuple[Path, Path | None]] = []
+    for path, rel in images:  # output names are reserved for every input, in order, so a resumed run names alike
+        target = _out_path(args.out, rel, used) if args.out is not None else None
+        if str(path) not in done_before:
+            todo.append((path, target))
+    skipped_done = len(images) - len(todo)
+
     jsonl = None
     if args.jsonl:
         if args.jsonl == "-":
@@ -106,22 +165,33 @@ def run(args: argparse.Namespace) -> int:
         else:
             Path(args.jsonl).parent.mkdir(parents=True, exist_ok=True)
             jsonl = open(args.jsonl, "a", encoding="utf-8")
+    stdout_busy = jsonl is sys.stdout or json_out == "-"
+    verbose = (args.verbose or len(images) == 1) and not stdout_busy
     records: list[dict] = []
-    used: set[Path] = set()
+    coco = CocoBuilder() if coco_out and not args.resume else None
     done = failed = n_faces = 0
     total_ms = 0.0
     t_start = time.perf_counter()
+    bar = Progress(
+        total=len(images), desc=command, unit="img", initial=skipped_done,
+        enabled=not args.quiet and len(images) > 1, log_interval=10.0,
+    )
+    if skipped_done:
+        print(f"facelite {command}: resuming: {skipped_done} of {len(images)} images already in {args.jsonl}",
+              file=sys.stderr)
+
+    def load(item: tuple[Path, Path | None]):
+        return load_image(item[0], max_pixels=detector.max_image_pixels)
+
     try:
-        for path, rel in iter_images(args.paths):
-            try:
-                image = load_image(path, max_pixels=detector.max_image_pixels)
-            except ValueError as exc:
+        for (path, target), image in prefetch_map(load, todo, workers=args.workers):
+            if isinstance(image, Exception):
+                if not isinstance(image, ValueError):
+                    raise image
                 failed += 1
-                reason = str(exc)
-                prefix = f"{path}: "
-                if reason.startswith(prefix):
-                    reason = reason[len(prefix):]
-                print(f"facelite detect: skipped {path}: {reason}", file=sys.stderr, flush=True)
+                bar.update(1)
+                print(f"facelite {command}: skipped {path}: {strip_path_prefix(path, image)}", file=sys.stderr,
+                      flush=True)
                 continue
             faces = detector.detect(image)
             timings = {k: round(v, 3) for k, v in detector.last_timings.items()}
@@ -137,41 +207,69 @@ def run(args: argparse.Namespace) -> int:
             }
             done += 1
             n_faces += len(faces)
-            if args.out is not None:
-                target = _out_path(args.out, rel, used)
+            if target is not None:
                 target.parent.mkdir(parents=True, exist_ok=True)
-                if not cv2.imwrite(str(target), draw_faces(image, faces)):
+                if anonymize_method:
+                    from ..anonymize import anonymize
+
+                    picture = anonymize(
+                        image, faces, anonymize_method,
+                        margin=getattr(args, "margin", 0.15), shape=getattr(args, "shape", "ellipse"),
+                    )
+                else:
+                    from ..draw import draw_faces
+
+                    picture = draw_faces(image, faces)
+                if not cv2.imwrite(str(target), picture):
                     raise RuntimeError(f"could not write {target}")
-                record["annotated"] = str(target)
-            if jsonl is not None:
+                record["anonymized" if anonymize_method else "annotated"] = str(target)
+            if jsonl is not None:  # after the picture: a recorded image is a finished one
                 jsonl.write(json.dumps(record) + "\n")
                 jsonl.flush()
-            if args.json:
+            if json_out:
                 records.append(record)
-            if jsonl is not sys.stdout and args.json != "-":
+            if coco is not None:
+                coco.add_record(record)
+            if verbose:
                 print(f"{path}: {len(faces)} face{'s' if len(faces) != 1 else ''}", flush=True)
+            bar.update(1, faces=n_faces)
     finally:
+        bar.close()
         if jsonl is not None and jsonl is not sys.stdout:
             jsonl.close()
-    if args.json:
+    if args.resume and (json_out or coco_out):
+        # the complete set: what the file held before this run plus what it added
+        previous = [r for r in read_jsonl(args.jsonl) if isinstance(r, dict) and "path" in r]
+        if json_out:
+            records = previous
+        if coco_out:
+            coco = CocoBuilder()
+            for r in previous:
+                coco.add_record(r)
+    if json_out:
         text = json.dumps(records, indent=2) + "\n"
-        if args.json == "-":
+        if json_out == "-":
             sys.stdout.write(text)
         else:
-            target = Path(args.json)
+            target = Path(json_out)
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(target.name + ".tmp")
             tmp.write_text(text, encoding="utf-8")
             tmp.replace(target)
+    if coco is not None:
+        coco.write(coco_out)
     wall = time.perf_counter() - t_start
     per = f", {total_ms / done:.1f} ms/image in the detector" if done else ""
+    rate = f", {done / wall:.1f} images/s" if done and wall > 0 else ""
+    resumed = f" ({skipped_done} done before)" if skipped_done else ""
     print(
-        f"facelite detect: {done} image{'s' if done != 1 else ''}, {n_faces} face{'s' if n_faces != 1 else ''}"
-        f"{f', {failed} skipped' if failed else ''} in {wall:.1f} s{per} "
+        f"facelite {command}: {done} image{'s' if done != 1 else ''}{resumed}, "
+        f"{n_faces} face{'s' if n_faces != 1 else ''}"
+        f"{f', {failed} skipped' if failed else ''} in {wall:.1f} s{rate}{per} "
         f"({model['name']}/{model['precision'] or '?'}, input {detector.input_size})",
         file=sys.stderr,
     )
-    if done == 0 and failed == 0:
-        print("facelite detect: no images found", file=sys.stderr)
+    if not images:
+        print(f"facelite {command}: no images found", file=sys.stderr)
         return 1
     return 1 if failed else 0
