@@ -128,6 +128,9 @@ def test_resume_needs_a_jsonl_file(collection, random_model_path, capsys):
     for extra in ([], ["--jsonl", "-"]):
         rc, cap = _run([str(a), "--resume", *extra], random_model_path, capsys)
         assert rc == 1 and "--resume needs --jsonl FILE" in cap.err
+    (a.parent / "a_file").write_text("x")
+    rc, cap = _run([str(a), "--jsonl", str(a.parent / "a_file" / "f.jsonl")], random_model_path, capsys)
+    assert rc == 1 and "facelite detect: error:" in cap.err and "a_file" in cap.err
     with pytest.raises(SystemExit):
         main(["detect", str(a), "--workers", "-1"])
     assert "--workers" in capsys.readouterr().err

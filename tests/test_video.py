@@ -165,6 +165,11 @@ def test_bad_options_give_clear_errors(clip, tmp_path, random_model_path, capsys
             main(["video", str(clip), *bad])
         assert exc.value.code == 2
         assert "expected an integer >= 1" in capsys.readouterr().err
+    (tmp_path / "a_file").write_text("x")
+    for opt in ("--jsonl", "--out"):
+        assert main(["video", str(clip), opt, str(tmp_path / "a_file" / "x.avi"), "--model", str(random_model_path)]) == 1
+        err = capsys.readouterr().err
+        assert "facelite video: error:" in err and "a_file" in err and "Traceback" not in err
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     assert main(["video", str(clip), "--show", "--model", str(random_model_path)]) == 1

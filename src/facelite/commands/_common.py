@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
+from typing import Callable
 
 
 def add_model_options(p: argparse.ArgumentParser, input_size: int = 640) -> None:
@@ -75,3 +77,20 @@ def strip_path_prefix(path: object, exc: BaseException) -> str:
 
 def warn(command: str, message: str) -> None:
     print(f"facelite {command}: {message}", file=sys.stderr, flush=True)
+
+
+def os_errors_as_messages(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Turn operating-system errors (an output folder that cannot be created, a full disk, no
+    permission) into a one-line error from the ``facelite`` dispatcher instead of a traceback."""
+
+    @functools.wraps(run)
+    def wrapper(args: argparse.Namespace) -> int:
+        try:
+            return run(args)
+        except OSError as exc:
+            if exc.strerror is None:  # facelite's own errors (e.g. a missing model) carry their message
+                raise
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise RuntimeError(f"{where}{exc.strerror}") from None
+
+    return wrapper

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ._common import add_model_options, positive_int
+from ._common import add_model_options, os_errors_as_messages, positive_int
 
 HELP = "write aligned face crops (ArcFace 112x112 template)"
 
@@ -37,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+@os_errors_as_messages
 def run(args: argparse.Namespace) -> int:
     import json
     import time

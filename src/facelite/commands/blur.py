@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import add_model_options
+from ._common import add_model_options, os_errors_as_messages
 from .detect import add_collection_options, process_images
 
 HELP = "blur or pixelate the faces in images (anonymisation)"
@@ -41,6 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+@os_errors_as_messages
 def run(args: argparse.Namespace) -> int:
     if not args.margin >= 0:
         raise ValueError(f"--margin must be >= 0, got {args.margin}")

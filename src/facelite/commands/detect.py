@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
-from ._common import add_model_options, default_workers, non_negative_int
+from ._common import add_model_options, os_errors_as_messages, default_workers, non_negative_int
 
 HELP = "detect faces and 5 landmarks in images"
 
@@ -120,6 +120,7 @@ def _done_paths(jsonl: Path, command: str) -> set[str]:
     return done
 
 
+@os_errors_as_messages
 def run(args: argparse.Namespace) -> int:
     return process_images(args, command="detect")
 

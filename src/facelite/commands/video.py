@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ._common import add_model_options, positive_int
+from ._common import add_model_options, os_errors_as_messages, positive_int
 
 HELP = "detect and track faces in a video, an image sequence or a camera"
 
@@ -80,6 +80,7 @@ def _check_gui() -> None:
         ) from None
 
 
+@os_errors_as_messages
 def run(args: argparse.Namespace) -> int:
     import json
     import time
