@@ -134,3 +134,18 @@ def test_resume_needs_a_jsonl_file(collection, random_model_path, capsys):
     with pytest.raises(SystemExit):
         main(["detect", str(a), "--workers", "-1"])
     assert "--workers" in capsys.readouterr().err
+
+
+def test_resume_cuts_only_an_unfinished_last_line(tmp_path, capsys):
+    from facelite.commands.detect import _done_paths
+
+    p = tmp_path / "f.jsonl"
+    assert _done_paths(p, "detect") == set()  # no file yet
+    good = '{"path": "a.jpg", "faces": []}\n{"path": "b.jpg", "faces": []}\n'
+    p.write_text(good)
+    assert _done_paths(p, "detect") == {"a.jpg", "b.jpg"} and p.read_text() == good
+    p.write_text(good + '{"path": "c.jpg", "faces": [' + "0, " * 40000)  # a torn line longer than a read block
+    assert _done_paths(p, "detect") == {"a.jpg", "b.jpg"} and p.read_text() == good
+    p.write_text('{"path": "c.jpg"}')  # one line, never finished
+    assert _done_paths(p, "detect") == set() and p.read_text() == ""
+    assert "removed an unfinished last line" in capsys.readouterr().err

@@ -106,23 +106,22 @@ def records_to_coco(records: Iterable[dict]) -> dict:
 
 
 def read_jsonl(path: str | os.PathLike[str]) -> Iterator[dict]:
-    """The records of a JSON Lines file; blank lines and an unfinished last line are skipped.
+    """The records of a JSON Lines file, streamed; blank lines and an unfinished last line
+    (no newline after it: a write that was cut off) are skipped.
 
     Raises:
-        ValueError: a line other than the last one is not valid JSON.
+        ValueError: a complete line is not valid JSON.
     """
     with open(path, encoding="utf-8") as f:
-        lines = f.read().split("\n")
-    last = len(lines) - 1
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            yield json.loads(line)
-        except json.JSONDecodeError:
-            if i == last:  # no newline after it: a write that was cut off
-                return
-            raise ValueError(f"{path}: line {i + 1} is not valid JSON") from None
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError:
+                if not line.endswith("\n"):  # the last line, cut short
+                    return
+                raise ValueError(f"{path}: line {number} is not valid JSON") from None
 
 
 def jsonl_to_coco(jsonl: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:

@@ -107,12 +107,21 @@ def _done_paths(jsonl: Path, command: str) -> set[str]:
 
     if not jsonl.is_file():
         return set()
-    data = jsonl.read_bytes()
-    if data and not data.endswith(b"\n"):
-        keep = data.rfind(b"\n") + 1
-        with open(jsonl, "r+b") as f:
-            f.truncate(keep)
-        print(f"facelite {command}: removed an unfinished last line from {jsonl}", file=sys.stderr)
+    with open(jsonl, "r+b") as f:
+        pos = end = f.seek(0, os.SEEK_END)
+        f.seek(max(end - 1, 0))
+        if end and f.read(1) != b"\n":
+            while pos > 0:  # back to the last newline, a block at a time
+                start = max(0, pos - 65536)
+                f.seek(start)
+                block = f.read(pos - start)
+                i = block.rfind(b"\n")
+                if i >= 0:
+                    pos = start + i + 1
+                    break
+                pos = start
+            f.truncate(pos)
+            print(f"facelite {command}: removed an unfinished last line from {jsonl}", file=sys.stderr)
     done = set()
     for record in read_jsonl(jsonl):
         if isinstance(record, dict) and "path" in record:
