@@ -31,7 +31,7 @@ def collection(tmp_path_factory):
 
 
 def _run(args, model, capsys):
-    rc = main(["detect", *args, "--model", str(model), "--threads", "1", "--input-size", "320"])
+    rc = main(["detect", *args, "--model", str(model), "--threads", "1", "--input-size", "160"])
     return rc, capsys.readouterr()
 
 
