@@ -37,6 +37,7 @@ __all__ = [
     "derive_static_int8",
     "model_from_path",
     "model_from_shipped",
+    "normalise_batchnorm",
     "random_model",
 ]
 
@@ -56,11 +57,21 @@ def bench_cache_dir() -> Path:
 @dataclass(frozen=True)
 class Variant:
     """One file of a model: ``precision`` (``float32``, ``static-int8``, ``dynamic-int8``,
-    ``tflite-*``), its ``path``, and how it was obtained (``origin``)."""
+    ``tflite-*``), its ``path``, and how it was obtained (``origin``). Fixed-shape formats
+    (TFLite) have one file per input size in ``sized``; ``path`` is then the largest."""
 
     precision: str
     path: Path
     origin: str
+    sized: dict[int, Path] | None = None
+
+    def path_for(self, input_size: int) -> Path:
+        """The file to run at ``input_size``."""
+        if self.sized is None:
+            return self.path
+        if input_size not in self.sized:
+            raise ValueError(f"{self.precision}: no file for input size {input_size} (have {sorted(self.sized)})")
+        return self.sized[input_size]
 
     @property
     def backend(self) -> str:
@@ -158,13 +169,13 @@ def random_model(alpha: float, seed: int = 0, cache_root: Path | None = None) ->
 
     spec = default_spec(alpha)
     root = cache_root or bench_cache_dir()
-    path = root / "random" / f"{spec.name}-seed{seed}-torch{torch.__version__.split('+')[0]}.onnx"
+    path = root / "random" / f"{spec.name}-seed{seed}-bn-torch{torch.__version__.split('+')[0]}.onnx"
     if not path.is_file():
         from ..export.onnx import add_metadata, export_onnx
         from ..nn import build_model
 
         torch.manual_seed(seed)
-        net = build_model(alpha).eval()
+        net = normalise_batchnorm(build_model(alpha))
         tmp = _atomic_target(path)
         export_onnx(net, tmp)
         proto = onnx.load(str(tmp))
@@ -174,6 +185,36 @@ def random_model(alpha: float, seed: int = 0, cache_root: Path | None = None) ->
     m = BenchModel(label=f"{spec.name} (random)", spec=spec, trained=False, source="random")
     m.variants["float32"] = Variant("float32", path, f"random weights, seed {seed}")
     return m
+
+
+def normalise_batchnorm(net, size: int = 320):
+    """Set a random-weight network's batch-norm statistics from real input (the package's sample
+    image at a few scales, and mirrored), and return it in eval mode.
+
+    Freshly initialised statistics (mean 0, variance 1) let the activations of a random network
+    shrink layer after layer to ~1e-10, which no int8 quantizer can represent (TFLite's kernels
+    refuse such scales). With measured statistics the activations have the scale a trained
+    network's have, so quantized random-weight models run the same kernels as trained ones.
+    """
+    import torch
+
+    from ..imageio import load_image
+    from ..preprocess import preprocess
+
+    image = load_image(data_path("astronaut.jpg"))
+    tensors = []
+    for s in (size, size * 3 // 4, size * 5 // 4):
+        t, _ = preprocess(image, net.spec, s)
+        tensors += [torch.from_numpy(t), torch.from_numpy(t[..., ::-1].copy())]
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the passes
+    net.train()
+    with torch.no_grad():
+        for t in tensors:
+            net(t)
+    return net.eval()
 
 
 # --------------------------------------------------------------------------- derived files

@@ -100,11 +100,16 @@ def to_markdown(result: dict[str, Any], plot_name: str | None = None) -> str:
         pap = f"{_f(r['paper_ms'], 1)} ({r['paper_platform'].split(',')[0]})" if r.get("paper_ms") else ""
         rows.append([r["model"], str(r["input_size"]), r["precision"], r["backend"], str(r["threads"]),
                      _f(r["median_ms"]), _f(r["p90_ms"]), _f(r.get("speedup_vs_float32"), 2, "×"),
-                     _pct(r["postprocess_share"]), _mb(r["file_bytes"]), _f(r.get("size_reduction_vs_float32"), 2, "×"),
+                     _pct(r["postprocess_share"]) + (" †" if "not representative" in r["postprocess_outputs"] else ""),
+                     _mb(r["file_bytes"]), _f(r.get("size_reduction_vs_float32"), 2, "×"),
                      f"{r['params'] / 1e6:.3f} M" if r.get("params") else "n/a",
                      f"{r['macs'] / 1e9:.3f} G" if r.get("macs") else "n/a", pap])
     out.append(_table(["model", "input", "precision", "backend", "threads", "median ms", "p90 ms", "speed-up",
                        "post-proc.", "file MB", "smaller", "params", "MACs", "paper ms"], rows, "lrllrrrrrrrrrr"))
+    if any("not representative" in r["postprocess_outputs"] for r in result["latency"]):
+        out.append("\n† Random weights decoded on their own outputs (no trained model with the same anchors in this run): "
+                   "far more candidates than a detector gives, so decoding + NMS, and the totals, are inflated. Add a "
+                   "trained model (`--models NAME|PATH`) and random-weight networks are decoded on its outputs instead.")
     if result.get("missing_variants"):
         out.append("\nNot measured: " + "; ".join(f"{k}: {v}" for k, v in result["missing_variants"].items()))
     out.append(f"\nThe paper's conversion made the model {paper.SIZE_REDUCTION:g}× smaller and took α=1.0 at 640 on mobile "

@@ -335,7 +335,7 @@ def _run(cfg: BenchConfig, log: _Log, t_start: float) -> dict[str, Any]:
             "macs": {str(s): v for s, v in macs.items()},
             "variants": {
                 p: {"path": str(v.path), "sha256": file_sha256(v.path), "file_bytes": v.file_bytes, "origin": v.origin,
-                    "backend": v.backend}
+                    "backend": v.backend, **({"files_by_size": {str(k): str(f) for k, f in v.sized.items()}} if v.sized else {})}
                 for p, v in m.variants.items()
             },
         })
@@ -346,7 +346,7 @@ def _run(cfg: BenchConfig, log: _Log, t_start: float) -> dict[str, Any]:
     def pipe_for(m: BenchModel, p: str, size: int, threads: int) -> Pipeline:
         key = (m.label, p, size, threads)
         if key not in pipes:
-            pipes[key] = Pipeline(m.variants[p].path, size, threads)
+            pipes[key] = Pipeline(m.variants[p].path_for(size), size, threads)
         return pipes[key]
 
     reference_model = next((m for m in models if m.trained and m.float32 is not None), None)
@@ -402,7 +402,7 @@ def _run(cfg: BenchConfig, log: _Log, t_start: float) -> dict[str, Any]:
         r = time_pipeline(pipe, images, cfg.warmup, cfg.repeats, refs)
         row = {"model": m.label, "alpha": m.alpha, "trained": m.trained, "input_size": s, "precision": p,
                "backend": v.backend, "threads": t, **r, "postprocess_outputs": what,
-               "file_bytes": v.file_bytes, **facts[(m.label, s)], **_paper_ms(m.alpha, s, p)}
+               "file_bytes": v.path_for(s).stat().st_size, **facts[(m.label, s)], **_paper_ms(m.alpha, s, p)}
         latency.append(row)
         log(f"latency {i}/{len(configs)}: {m.label} {p} @{s} threads={t}: median {r['median_ms']:.2f} ms, "
             f"p90 {r['p90_ms']:.2f} ms, post-processing {100 * (r['postprocess_share'] or 0):.1f} %")
@@ -506,10 +506,10 @@ def _accuracy(cfg: BenchConfig, models: list[BenchModel], cache_root: Path, log:
                 if not m.trained:
                     rows.append({**base, "ap": None, "note": "random weights"})
                     continue
-                det = FaceDetector(model=v.path, input_size=s, score_threshold=wf.EVAL_SCORE_THRESHOLD,
+                det = FaceDetector(model=v.path_for(s), input_size=s, score_threshold=wf.EVAL_SCORE_THRESHOLD,
                                    nms_threshold=wf.EVAL_NMS_THRESHOLD, keep_top_k=wf.EVAL_MAX_FACES,
                                    threads=cfg.ap_threads)
-                sha = file_sha256(v.path)
+                sha = file_sha256(v.path_for(s))
                 settings = {"model_sha256": sha, "input_size": s, "score_threshold": wf.EVAL_SCORE_THRESHOLD,
                             "nms_threshold": wf.EVAL_NMS_THRESHOLD, "keep_top_k": wf.EVAL_MAX_FACES,
                             "facelite_version": __version__}

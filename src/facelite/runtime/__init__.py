@@ -1,6 +1,7 @@
 """Inference backends behind one small interface (:class:`~facelite.runtime.base.Backend`).
 
 - :class:`~facelite.runtime.onnx.OnnxBackend`: ONNX Runtime on the CPU (the default).
+- :class:`~facelite.runtime.tflite.TFLiteBackend`: LiteRT's interpreter (optional ``tflite`` extra).
 
 A new backend (e.g. TFLite) implements :class:`Backend` and gets a branch in
 :func:`load_backend`, keyed on the model file's extension.
@@ -17,7 +18,8 @@ __all__ = ["Backend", "check_outputs", "load_backend"]
 
 
 def load_backend(path: str | os.PathLike[str], threads: int | None = None) -> Backend:
-    """The backend for a model file, chosen by its extension (``.onnx`` -> ONNX Runtime).
+    """The backend for a model file, chosen by its extension (``.onnx`` -> ONNX Runtime,
+    ``.tflite`` -> LiteRT).
 
     Args:
         path: the model file.
@@ -28,4 +30,11 @@ def load_backend(path: str | os.PathLike[str], threads: int | None = None) -> Ba
         from .onnx import OnnxBackend
 
         return OnnxBackend(path, threads=threads)
-    raise ValueError(f"{path}: unsupported model file type {suffix or '(none)'!r}; facelite runs .onnx files")
+    if suffix == ".tflite":
+        from .tflite import TFLiteBackend
+
+        return TFLiteBackend(path, threads=threads)
+    raise ValueError(
+        f"{path}: unsupported model file type {suffix or '(none)'!r}; facelite runs .onnx files "
+        "(and .tflite files with the tflite extra)"
+    )

@@ -1,0 +1,144 @@
+"""TFLite export and the TFLite backend (the optional ``tflite`` extra).
+
+Without the extra (CI) only the ONNX -> PyTorch rebuild is tested (it needs torch and onnx);
+the conversion tests are skipped with the reason. The model here is a random-weight network
+whose batch-norm statistics were set from a real image (:func:`normalise_batchnorm`), so its
+activations have realistic scales and int8 quantization behaves as on a trained network.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facelite.export.tflite import unavailable_reason
+
+SIZE = 128
+NEEDS_EXTRA = pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason()))
+
+
+@pytest.fixture(scope="module")
+def onnx_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, Path]:
+    torch = pytest.importorskip("torch", reason="exporting a model needs torch (the 'train' extra)")
+    pytest.importorskip("onnx")
+    from facelite.bench.models import normalise_batchnorm
+    from facelite.export.onnx import export_onnx
+    from facelite.nn import build_model
+
+    torch.manual_seed(1)
+    model = normalise_batchnorm(build_model(0.35), size=SIZE)
+    return model, export_onnx(model, tmp_path_factory.mktemp("tflite") / "m.onnx")
+
+
+def _image_tensor(spec, size: int = SIZE) -> np.ndarray:
+    from facelite.imageio import load_image
+    from facelite.paths import data_path
+    from facelite.preprocess import preprocess
+
+    tensor, _ = preprocess(load_image(data_path("astronaut.jpg")), spec, size)
+    return tensor
+
+
+def test_torch_model_from_onnx_reproduces_the_file(onnx_model) -> None:
+    import torch
+
+    from facelite.export.tflite import torch_model_from_onnx
+    from facelite.nn.retinaface import InferenceWrapper
+    from facelite.runtime.onnx import OnnxBackend
+
+    _, path = onnx_model
+    rebuilt = torch_model_from_onnx(path)
+    backend = OnnxBackend(path, threads=1)
+    x = _image_tensor(backend.spec)
+    with torch.no_grad():
+        got = [t.numpy() for t in InferenceWrapper(rebuilt)(torch.from_numpy(x))]
+    for a, b in zip(backend.run(x), got):
+        np.testing.assert_allclose(b, a, atol=2e-4, rtol=1e-3)
+
+
+@pytest.fixture(scope="module")
+def tflite_models(onnx_model, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    if unavailable_reason():
+        pytest.skip(unavailable_reason())
+    from facelite.export.tflite import export_tflite
+    from facelite.paths import data_path
+
+    model, _ = onnx_model
+    out = tmp_path_factory.mktemp("tflite-out")
+    f32 = export_tflite(model, out / "m-float32.tflite", "float32", (SIZE, SIZE))
+    return {
+        "float32": f32,
+        "dynamic-int8": export_tflite(model, out / "m-dyn.tflite", "dynamic-int8", (SIZE, SIZE), float_model=f32),
+        "int8": export_tflite(model, out / "m-int8.tflite", "int8", (SIZE, SIZE), [data_path("astronaut.jpg")],
+                              float_model=f32),
+    }
+
+
+@NEEDS_EXTRA
+def test_metadata_and_detector(tflite_models, onnx_model) -> None:
+    from facelite import FaceDetector
+    from facelite.runtime.onnx import OnnxBackend
+    from facelite.runtime.tflite import read_metadata
+
+    spec = OnnxBackend(onnx_model[1]).spec
+    for kind, path in tflite_models.items():
+        meta = read_metadata(path)
+        assert meta["facelite.precision"] == f"tflite-{kind}"
+        det = FaceDetector(path, input_size=SIZE, threads=1)
+        assert det.spec == spec and det.precision == f"tflite-{kind}"
+        boxes, scores, lmks = det.detect_arrays(np.full((100, 80, 3), 128, np.uint8))
+        assert boxes.shape[1:] == (4,) and lmks.shape[1:] == (5, 2)
+
+
+def _errors(ref, got) -> list[tuple[float, float]]:
+    return [(float(np.abs(a - b).mean()), float(np.corrcoef(a.ravel(), b.ravel())[0, 1])) for a, b in zip(ref, got)]
+
+
+@NEEDS_EXTRA
+def test_outputs_match_onnx(tflite_models, onnx_model, tmp_path: Path) -> None:
+    from facelite.export.quantize import quantize_static_int8
+    from facelite.paths import data_path
+    from facelite.runtime.onnx import OnnxBackend
+    from facelite.runtime.tflite import TFLiteBackend
+
+    onnx_backend = OnnxBackend(onnx_model[1], threads=1)
+    x = _image_tensor(onnx_backend.spec)
+    assert x.shape[2:] == (SIZE, SIZE)
+    ref = onnx_backend.run(x)
+    # float32: the same network, to float rounding
+    for a, b in zip(ref, TFLiteBackend(tflite_models["float32"], threads=1).run(x)):
+        np.testing.assert_allclose(b, a, atol=1e-4)
+    # int8: within quantization tolerance, i.e. about as close as ONNX Runtime's own static int8
+    q = quantize_static_int8(onnx_model[1], tmp_path / "q.onnx", [data_path("astronaut.jpg")], SIZE)
+    onnx_int8 = _errors(ref, OnnxBackend(q, threads=1).run(x))
+    for kind in ("dynamic-int8", "int8"):
+        got = _errors(ref, TFLiteBackend(tflite_models[kind], threads=1).run(x))
+        for (err, corr), (err_onnx, _), a in zip(got, onnx_int8, ref):
+            assert corr > 0.8, (kind, corr)
+            assert err < max(2.0 * err_onnx, 0.05 * a.std()), (kind, err, err_onnx)
+
+
+@NEEDS_EXTRA
+def test_smaller_inputs_are_padded_and_cropped(tflite_models, onnx_model) -> None:
+    from facelite.anchors import num_anchors
+    from facelite.runtime.onnx import OnnxBackend
+    from facelite.runtime.tflite import TFLiteBackend
+
+    backend = TFLiteBackend(tflite_models["float32"], threads=1)
+    onnx_backend = OnnxBackend(onnx_model[1], threads=1)
+    x = np.ascontiguousarray(_image_tensor(backend.spec)[:, :, :96, :])  # 96 x 128
+    got = backend.run(x)
+    assert got[0].shape == (1, num_anchors(backend.spec, 96, SIZE))
+    # what it computes: the network on the input zero-padded to the file's shape, cut to the
+    # anchors of the smaller input
+    padded = np.zeros((1, 3, SIZE, SIZE), np.float32)
+    padded[:, :, :96] = x
+    idx = backend._index(96, SIZE)
+    for a, b in zip(onnx_backend.run(padded), got):
+        np.testing.assert_allclose(b, a[:, idx], atol=1e-4)
+    # (the network run on the smaller input itself differs near its bottom edge, and through the
+    # FPN's top-down path somewhat beyond: the same effect as batching images of different sizes)
+    with pytest.raises(ValueError, match="input_size"):
+        backend.run(np.zeros((1, 3, SIZE + 32, SIZE), np.float32))
