@@ -82,7 +82,7 @@ def test_rejects_models_that_are_not_facelite(tmp_path, random_model_path):
     with pytest.raises(FileNotFoundError):
         OnnxBackend(tmp_path / "missing.onnx")
     with pytest.raises(ValueError, match="unsupported model file type"):
-        load_backend(tmp_path / "model.tflite")
+        load_backend(tmp_path / "model.pb")
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="threads"):
             OnnxBackend(random_model_path, threads=bad)

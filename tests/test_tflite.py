@@ -142,3 +142,15 @@ def test_smaller_inputs_are_padded_and_cropped(tflite_models, onnx_model) -> Non
     # FPN's top-down path somewhat beyond: the same effect as batching images of different sizes)
     with pytest.raises(ValueError, match="input_size"):
         backend.run(np.zeros((1, 3, SIZE + 32, SIZE), np.float32))
+
+
+def test_tflite_file_without_the_extra(tmp_path: Path) -> None:
+    from facelite.runtime import load_backend
+    from facelite.runtime.tflite import tflite_runtime_available
+
+    if tflite_runtime_available():
+        with pytest.raises(FileNotFoundError):
+            load_backend(tmp_path / "missing.tflite")
+    else:
+        with pytest.raises(ValueError, match=r"facelite\[tflite\]"):
+            load_backend(tmp_path / "missing.tflite")

@@ -31,8 +31,13 @@ def load_backend(path: str | os.PathLike[str], threads: int | None = None) -> Ba
 
         return OnnxBackend(path, threads=threads)
     if suffix == ".tflite":
-        from .tflite import TFLiteBackend
+        from .tflite import TFLiteBackend, tflite_runtime_available
 
+        if not tflite_runtime_available():
+            raise ValueError(
+                f"{path}: unsupported model file type '.tflite' in this installation: running TFLite models "
+                "needs LiteRT (pip install 'facelite[tflite]')"
+            )
         return TFLiteBackend(path, threads=threads)
     raise ValueError(
         f"{path}: unsupported model file type {suffix or '(none)'!r}; facelite runs .onnx files "

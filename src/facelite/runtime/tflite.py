@@ -99,6 +99,9 @@ class TFLiteBackend:
 
     def __init__(self, path: str | os.PathLike[str], threads: int | None = None) -> None:
         self.path = Path(path)
+        self.threads = threads
+        self.input_hw = (0, 0)
+        self.spec = None  # type: ignore[assignment]
         if not self.path.is_file():
             raise FileNotFoundError(f"{self.path}: no such model file")
         _schema()
@@ -106,7 +109,6 @@ class TFLiteBackend:
 
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
             raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
-        self.threads = threads
         self.metadata = read_metadata(self.path)
         try:
             self.spec: ModelSpec = ModelSpec.from_metadata(self.metadata)
@@ -189,4 +191,5 @@ class TFLiteBackend:
         return check_outputs(tuple(np.stack(o) for o in outs), batch.shape[0], self.spec.num_landmarks)
 
     def __repr__(self) -> str:
-        return f"TFLiteBackend({str(self.path)!r}, threads={self.threads}, input={self.input_hw}, spec={self.spec.name!r})"
+        name = self.spec.name if self.spec is not None else None
+        return f"TFLiteBackend({str(self.path)!r}, threads={self.threads}, input={self.input_hw}, spec={name!r})"
