@@ -144,13 +144,24 @@ def export_for_eval(model: torch.nn.Module, path: Path) -> Path:
 
 
 def evaluate_onnx(onnx_path: Path, cfg: Config, input_size: int) -> dict[str, float]:
-    """Dev-split AP (Easy/Medium/Hard) of an exported model with the project's evaluation code."""
-    from ..detector import FaceDetector
-    from ..evaluation.widerface import evaluate_detector
+    """Dev-split AP (Easy/Medium/Hard) of an exported model with the project's evaluation code.
 
-    det = FaceDetector(model=str(onnx_path), input_size=input_size, score_threshold=0.02, nms_threshold=0.4,
-                       threads=cfg.train.threads)
-    return evaluate_detector(det, resolve(cfg.data.eval_split))
+    Runs ``facelite eval widerface`` in a child process: ONNX Runtime and OpenCV thread pools
+    started in the trainer would make the data-loader workers it forks later deadlock.
+    """
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "ap.json"
+        cmd = [sys.executable, "-m", "facelite.cli", "eval", "widerface", "--model", str(onnx_path),
+               "--input-size", str(input_size), "--threads", str(cfg.train.threads),
+               "--split-dir", str(resolve(cfg.data.eval_split)), "--json", str(out), "--quiet"]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0 or not out.is_file():
+            raise RuntimeError(f"evaluation failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
+        ap = json.loads(out.read_text())["ap"]
+        return {k: float("nan") if v is None else float(v) for k, v in ap.items()}
 
 
 def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None) -> Path:
@@ -294,7 +305,7 @@ def _evaluate_and_select(model, cfg: Config, run_dir: Path, epoch: int, best: fl
             log.info("dev AP at %d: easy %.4f medium %.4f hard %.4f (%.0f s)", size, ap["easy"], ap["medium"],
                      ap["hard"], dt)
             scores.append((ap["easy"] + ap["medium"] + ap["hard"]) / 3)
-    except (ImportError, FileNotFoundError) as exc:
+    except (ImportError, FileNotFoundError, RuntimeError) as exc:
         log.warning("dev evaluation skipped: %s", exc)
         return best
     score = float(np.mean(scores))
