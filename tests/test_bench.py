@@ -25,7 +25,7 @@ def bench_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def quick_run(random_model_path: Path, bench_cache: Path, tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("bench-out")
     argv = ["bench", "--quick", "--models", str(random_model_path), "--images", "1", "--warmup", "1",
-            "--repeats", "2", "--ap-images", "2", "--calibration-images", "2", "--cache-dir", str(bench_cache),
+            "--repeats", "2", "--ap-images", "2", "--crowded", "1", "--calibration-images", "2", "--cache-dir", str(bench_cache),
             "--out", str(out), "--quiet"]
     assert main(argv) == 0
     return json.loads((out / "bench.json").read_text()), out
@@ -81,7 +81,8 @@ def test_postprocess_and_accuracy_sections(quick_run) -> None:
         assert {a["precision"] for a in result["accuracy"]} == {"float32", "dynamic-int8", "static-int8"}
         for a in result["accuracy"]:
             assert set(a["ap"]) == {"easy", "medium", "hard"} and a["num_images"] == 2
-        assert result["crowded"] and post["crowded_faces"] > 100
+        assert len(post["crowded_images"]) == 1 and post["crowded_images"][0]["annotated_faces"] > 100
+        assert len(result["crowded"]) == 3  # one image x three precisions
         assert len(result["frontier"]) == 3 and any(d["on_front"] for d in result["frontier"])
     else:
         assert result["accuracy_note"].startswith("not measured")

@@ -241,12 +241,12 @@ def derive_dynamic_int8(model: BenchModel, cache_root: Path | None = None) -> Va
         return None
     from ..export.quantize import quantize_dynamic_int8
 
-    path = model.key_dir(cache_root) / "dynamic-int8.onnx"
+    path = model.key_dir(cache_root) / "dynamic-int8-float-depthwise.onnx"
     if not path.is_file():
         tmp = _atomic_target(path)
         quantize_dynamic_int8(model.float32.path, tmp)
         tmp.replace(path)
-    return Variant("dynamic-int8", path, "onnxruntime quantize_dynamic (int8 weights, per channel)")
+    return Variant("dynamic-int8", path, "onnxruntime quantize_dynamic (int8 weights per channel; depthwise convs float)")
 
 
 def derive_static_int8(

@@ -123,13 +123,14 @@ def to_markdown(result: dict[str, Any], plot_name: str | None = None) -> str:
     out.append(f"Largest decoding + NMS share over {pp['checked_configurations']} checked configurations: "
                f"{_pct(pp['max_share'])} ({verdict} the {_pct(pp['limit'], 0)} limit; the paper: {_pct(pp['paper_nms_share'])}).\n")
     if result.get("crowded"):
-        out.append(f"Crowded image `{pp['crowded_image']}` ({pp['crowded_faces']} annotated faces), "
-                   f"{result['crowded'][0]['threads']} thread(s):\n")
-        rows = [[r["model"], str(r["input_size"]), r["precision"], _f(r["mean_ms"]), _f(r["postprocess_ms"], 3),
-                 _pct(r["postprocess_share"]), f"{r['candidates']:.0f}", f"{r['detections']:.0f}", r["postprocess_outputs"]]
+        out.append(f"The most crowded dev images, {result['crowded'][0]['threads']} thread(s) (candidates: anchors over the "
+                   "score threshold; faces: detections after NMS):\n")
+        rows = [[r["model"], str(r["input_size"]), r["precision"], f"`{r['image'].split('/')[-1]}` ({r['annotated_faces']})",
+                 _f(r["mean_ms"]), _f(r["postprocess_ms"], 3), _pct(r["postprocess_share"]), f"{r['candidates']:.0f}",
+                 f"{r['detections']:.0f}", r["postprocess_outputs"]]
                 for r in result["crowded"]]
-        out.append(_table(["model", "input", "precision", "total ms", "decode + NMS ms", "share", "candidates", "faces",
-                           "decoded outputs"], rows, "lrlrrrrrl"))
+        out.append(_table(["model", "input", "precision", "image (annotated faces)", "total ms", "decode + NMS ms", "share",
+                           "candidates", "faces", "decoded outputs"], rows, "lrllrrrrrl"))
         out.append("")
 
     # ---- Table 4

@@ -72,7 +72,8 @@ class BenchConfig:
     calibration: int = 100
     calibration_size: int = 640
     stage_split: bool = True
-    crowded: bool = True
+    crowded: int = 3
+    """Also time the post-processing on this many of the most crowded dev images (0: none)."""
     quick: bool = False
     cache_root: Path | None = None
     show_progress: bool = True
@@ -114,24 +115,24 @@ def bench_images(count: int) -> tuple[list[np.ndarray], list[str], str]:
     return [load_image(p)], [p.name], "the package's sample image (no shared data folder)"
 
 
-def crowded_image() -> tuple[np.ndarray, str, int] | None:
-    """The dev image with the most annotated faces: ``(image, name, faces)``; ``None`` without data."""
+def crowded_images(count: int = 3) -> list[tuple[np.ndarray, str, int]]:
+    """The ``count`` dev images with the most annotated faces: ``(image, name, faces)``, most first.
+    Empty without the shared data folder."""
     from ..evaluation.widerface import default_split_dir
 
     split = default_split_dir()
     gt = split / "wider_face_dev_bbx_gt.txt"
-    if not gt.is_file():
-        return None
+    if not gt.is_file() or count < 1:
+        return []
     lines = gt.read_text().splitlines()
-    best: tuple[int, str] = (-1, "")
+    found: list[tuple[int, str]] = []
     i = 0
     while i + 1 < len(lines) and lines[i].strip():
         name, n = lines[i].strip(), int(lines[i + 1])
-        best = max(best, (n, name))
+        found.append((n, name))
         i += 2 + max(n, 1)
-    if best[0] < 0:
-        return None
-    return load_image(split / "images" / best[1]), best[1], best[0]
+    found.sort(key=lambda t: (-t[0], t[1]))
+    return [(load_image(split / "images" / name), name, n) for n, name in found[:count]]
 
 
 # --------------------------------------------------------------------------- models
@@ -309,7 +310,7 @@ def _run(cfg: BenchConfig, log: _Log, t_start: float) -> dict[str, Any]:
     cache_root = cfg.cache_root or bench_cache_dir()
     models, missing = prepare_models(cfg, log)
     images, image_names, image_source = bench_images(cfg.images)
-    crowd = crowded_image() if cfg.crowded else None
+    crowds = crowded_images(cfg.crowded) if cfg.crowded else []
     log(f"{len(models)} model(s), {len(images)} timing image(s) from {image_source}")
 
     # ---- per-model facts: sizes, parameters, MACs
@@ -350,10 +351,11 @@ def _run(cfg: BenchConfig, log: _Log, t_start: float) -> dict[str, Any]:
         return pipes[key]
 
     reference_model = next((m for m in models if m.trained and m.float32 is not None), None)
-    references: dict[int, tuple[Pipeline, list[Any], Any]] = {}
+    references: dict[int, tuple[Pipeline, list[Any], list[Any]]] = {}
 
-    def reference_for(m: BenchModel, size: int, pipe: Pipeline) -> tuple[list[Any] | None, Any, str]:
-        """Outputs to decode for a random-weight network: a trained model's, same images and size."""
+    def reference_for(m: BenchModel, size: int, pipe: Pipeline) -> tuple[list[Any] | None, list[Any] | None, str]:
+        """Outputs to decode for a random-weight network: a trained model's, same images and size
+        (for the timing images and for the crowded images)."""
         if m.trained:
             return None, None, "own"
         if reference_model is None:
@@ -361,7 +363,7 @@ def _run(cfg: BenchConfig, log: _Log, t_start: float) -> dict[str, Any]:
         if size not in references:
             ref_pipe = Pipeline(reference_model.float32.path, size, 1)
             outs = [ref_pipe.network_outputs(img) for img in images]
-            c = ref_pipe.network_outputs(crowd[0]) if crowd else None
+            c = [ref_pipe.network_outputs(img) for img, _, _ in crowds]
             references[size] = (ref_pipe, outs, c)
         ref_pipe, outs, c = references[size]
         if not pipe.compatible(ref_pipe, images[0]):
@@ -413,20 +415,22 @@ def _run(cfg: BenchConfig, log: _Log, t_start: float) -> dict[str, Any]:
         f32 = next((mr["variants"].get("float32") for mr in model_rows if mr["label"] == row["model"]), None)
         row["size_reduction_vs_float32"] = _rel(f32["file_bytes"], row["file_bytes"]) if f32 else None
 
-    # ---- post-processing on the crowded image
+    # ---- post-processing on the most crowded images
     crowded_rows: list[dict[str, Any]] = []
-    if crowd is not None:
-        img, name, faces = crowd
+    if crowds:
         t = cfg.threads[0]
-        log(f"crowded image {name} ({faces} annotated faces)")
+        log("crowded images: " + ", ".join(f"{name} ({faces} faces)" for _, name, faces in crowds))
         for m in models:
             for s in cfg.sizes:
                 for p in m.variants:
                     pipe = pipe_for(m, p, s, t)
-                    _, cref, what = reference_for(m, s, pipe)
-                    r = time_pipeline(pipe, [img], cfg.warmup, cfg.crowded_repeats, [cref] if cref is not None else None)
-                    crowded_rows.append({"model": m.label, "alpha": m.alpha, "trained": m.trained, "input_size": s,
-                                         "precision": p, "threads": t, **r, "postprocess_outputs": what})
+                    _, crefs, what = reference_for(m, s, pipe)
+                    for k, (img, name, faces) in enumerate(crowds):
+                        r = time_pipeline(pipe, [img], cfg.warmup, cfg.crowded_repeats,
+                                          [crefs[k]] if crefs is not None else None)
+                        crowded_rows.append({"model": m.label, "alpha": m.alpha, "trained": m.trained, "input_size": s,
+                                             "precision": p, "threads": t, "image": name, "annotated_faces": faces,
+                                             **r, "postprocess_outputs": what})
     checked = [r for r in latency + crowded_rows if "not representative" not in r["postprocess_outputs"]]
     shares = [r["postprocess_share"] for r in checked if r["postprocess_share"] is not None]
     post = {
@@ -434,8 +438,7 @@ def _run(cfg: BenchConfig, log: _Log, t_start: float) -> dict[str, Any]:
         "max_share": max(shares) if shares else None,
         "ok": (max(shares) < POSTPROCESS_LIMIT) if shares else None,
         "checked_configurations": len(shares),
-        "crowded_image": crowd[1] if crowd else None,
-        "crowded_faces": crowd[2] if crowd else None,
+        "crowded_images": [{"image": name, "annotated_faces": faces} for _, name, faces in crowds],
         "paper_nms_share": round(paper.nms_share_cpu(), 4),
     }
     pipes.clear()
