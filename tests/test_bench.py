@@ -82,7 +82,8 @@ def test_postprocess_and_accuracy_sections(quick_run) -> None:
         for a in result["accuracy"]:
             assert set(a["ap"]) == {"easy", "medium", "hard"} and a["num_images"] == 2
         assert len(post["crowded_images"]) == 1 and post["crowded_images"][0]["annotated_faces"] > 100
-        assert len(result["crowded"]) == 3  # one image x three precisions
+        assert len(result["crowded"]) == 3 * 2  # one image x three precisions x two score thresholds
+        assert {r["score_threshold"] for r in result["crowded"]} == {0.5, 0.02}
         assert len(result["frontier"]) == 3 and any(d["on_front"] for d in result["frontier"])
     else:
         assert result["accuracy_note"].startswith("not measured")

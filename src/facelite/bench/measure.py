@@ -137,7 +137,9 @@ def _summary(samples: list[Timing]) -> dict[str, Any]:
         "preprocess_ms": pre,
         "network_ms": net,
         "postprocess_ms": post,
-        "postprocess_share": round(post / total["mean"], 4) if total["mean"] > 0 else None,
+        # share per run, then the median: one run pre-empted by the OS (a spike in any step) does not move it
+        "postprocess_share": round(float(np.median([s.post / s.total for s in samples])), 4) if samples else None,
+        "postprocess_share_of_means": round(post / total["mean"], 4) if total["mean"] > 0 else None,
         "candidates": round(float(np.mean([s.candidates for s in samples])), 1) if samples else 0,
         "detections": round(float(np.mean([s.detections for s in samples])), 1) if samples else 0,
     }

@@ -44,6 +44,9 @@ from .models import (
 
 __all__ = ["POSTPROCESS_LIMIT", "BenchConfig", "run_bench"]
 
+EVAL_SCORE_THRESHOLD = 0.02
+"""The WIDER FACE evaluation's score threshold: the crowded images are also timed with it (stress case)."""
+
 POSTPROCESS_LIMIT = 0.10
 """Post-processing (decoding + NMS) must stay under this share of the end-to-end time."""
 
@@ -344,10 +347,10 @@ def _run(cfg: BenchConfig, log: _Log, t_start: float) -> dict[str, Any]:
     # ---- pipelines and reference outputs for random-weight networks
     pipes: dict[tuple[str, str, int, int], Pipeline] = {}
 
-    def pipe_for(m: BenchModel, p: str, size: int, threads: int) -> Pipeline:
-        key = (m.label, p, size, threads)
+    def pipe_for(m: BenchModel, p: str, size: int, threads: int, score_threshold: float = 0.5) -> Pipeline:
+        key = (m.label, p, size, threads, score_threshold)
         if key not in pipes:
-            pipes[key] = Pipeline(m.variants[p].path_for(size), size, threads)
+            pipes[key] = Pipeline(m.variants[p].path_for(size), size, threads, score_threshold=score_threshold)
         return pipes[key]
 
     reference_model = next((m for m in models if m.trained and m.float32 is not None), None)
@@ -423,21 +426,30 @@ def _run(cfg: BenchConfig, log: _Log, t_start: float) -> dict[str, Any]:
         for m in models:
             for s in cfg.sizes:
                 for p in m.variants:
-                    pipe = pipe_for(m, p, s, t)
-                    _, crefs, what = reference_for(m, s, pipe)
-                    for k, (img, name, faces) in enumerate(crowds):
-                        r = time_pipeline(pipe, [img], cfg.warmup, cfg.crowded_repeats,
-                                          [crefs[k]] if crefs is not None else None)
-                        crowded_rows.append({"model": m.label, "alpha": m.alpha, "trained": m.trained, "input_size": s,
-                                             "precision": p, "threads": t, "image": name, "annotated_faces": faces,
-                                             **r, "postprocess_outputs": what})
-    checked = [r for r in latency + crowded_rows if "not representative" not in r["postprocess_outputs"]]
+                    for thr in (0.5, EVAL_SCORE_THRESHOLD):
+                        pipe = pipe_for(m, p, s, t, thr)
+                        _, crefs, what = reference_for(m, s, pipe)
+                        for k, (img, name, faces) in enumerate(crowds):
+                            r = time_pipeline(pipe, [img], cfg.warmup, cfg.crowded_repeats,
+                                              [crefs[k]] if crefs is not None else None)
+                            crowded_rows.append({"model": m.label, "alpha": m.alpha, "trained": m.trained,
+                                                 "input_size": s, "precision": p, "threads": t, "score_threshold": thr,
+                                                 "image": name, "annotated_faces": faces, **r, "postprocess_outputs": what})
+    # the limit applies at the deployment threshold; the evaluation threshold (0.02, hundreds of
+    # candidates on a crowd) is the stress case, reported beside it
+    checked = [r for r in latency + crowded_rows if "not representative" not in r["postprocess_outputs"]
+               and r.get("score_threshold", 0.5) == 0.5]
+    stress = [r["postprocess_share"] for r in crowded_rows if r["score_threshold"] != 0.5
+              and "not representative" not in r["postprocess_outputs"] and r["postprocess_share"] is not None]
     shares = [r["postprocess_share"] for r in checked if r["postprocess_share"] is not None]
     post = {
         "limit": POSTPROCESS_LIMIT,
         "max_share": max(shares) if shares else None,
         "ok": (max(shares) < POSTPROCESS_LIMIT) if shares else None,
         "checked_configurations": len(shares),
+        "share_statistic": "median over runs of decoding + NMS / end-to-end, per configuration",
+        "max_share_at_eval_threshold": max(stress) if stress else None,
+        "eval_score_threshold": EVAL_SCORE_THRESHOLD,
         "crowded_images": [{"image": name, "annotated_faces": faces} for _, name, faces in crowds],
         "paper_nms_share": round(paper.nms_share_cpu(), 4),
     }
