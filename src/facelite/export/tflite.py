@@ -131,8 +131,8 @@ def torch_model_from_onnx(path: str | os.PathLike[str]) -> Any:
         if tuple(conv.weight.shape) != w.shape:
             raise ValueError(f"{path}: {name} has weight shape {w.shape}, the network {tuple(conv.weight.shape)}")
         with torch.no_grad():
-            conv.weight.copy_(torch.from_numpy(np.ascontiguousarray(w)))
-            conv.bias.copy_(torch.from_numpy(np.ascontiguousarray(b)))
+            conv.weight.copy_(torch.from_numpy(np.array(w, dtype=np.float32)))
+            conv.bias.copy_(torch.from_numpy(np.array(b, dtype=np.float32)))
         loaded.add(name)
     convs = {n for n, m in modules.items() if isinstance(m, nn.Conv2d)}
     if loaded != convs:
