@@ -6,6 +6,7 @@ import argparse
 import functools
 import os
 import sys
+from pathlib import Path
 from typing import Callable
 
 
@@ -25,7 +26,8 @@ def add_model_options(p: argparse.ArgumentParser, input_size: int = 640) -> None
     p.add_argument("--threads", type=int, default=None, help="CPU threads for the network (default: all cores)")
 
 
-def build_detector(args: argparse.Namespace):
+def build_detector(args: argparse.Namespace, **extra):
+    """A FaceDetector from the common model options; ``extra`` adds other constructor arguments."""
     from ..detector import FaceDetector
 
     return FaceDetector(
@@ -35,7 +37,18 @@ def build_detector(args: argparse.Namespace):
         score_threshold=args.score_threshold,
         nms_threshold=args.nms_threshold,
         threads=args.threads,
+        **extra,
     )
+
+
+def open_jsonl(path: str | None):
+    """The JSON Lines output of ``--jsonl``: None, stdout for ``-``, else the file opened for appending."""
+    if not path:
+        return None
+    if path == "-":
+        return sys.stdout
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return open(path, "a", encoding="utf-8")
 
 
 def model_record(detector) -> dict:
@@ -46,26 +59,23 @@ def default_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
+def _int_at_least(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
+        return value
+
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
+positive_int = _int_at_least(1)
+"""argparse type: an integer >= 1."""
+non_negative_int = _int_at_least(0)
+"""argparse type: an integer >= 0."""
 
 
 def strip_path_prefix(path: object, exc: BaseException) -> str:

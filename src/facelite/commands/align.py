@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ._common import add_model_options, os_errors_as_messages, positive_int
+from ._common import add_model_options, open_jsonl, os_errors_as_messages, positive_int
 
 HELP = "write aligned face crops (ArcFace 112x112 template)"
 
@@ -57,13 +57,7 @@ def run(args: argparse.Namespace) -> int:
     images = list(iter_images(args.paths))
     used: set[Path] = set()
     todo = [(path, _out_path(args.out, rel.with_suffix("." + args.format), used)) for path, rel in images]
-    jsonl = None
-    if args.jsonl:
-        if args.jsonl == "-":
-            jsonl = sys.stdout
-        else:
-            Path(args.jsonl).parent.mkdir(parents=True, exist_ok=True)
-            jsonl = open(args.jsonl, "a", encoding="utf-8")
+    jsonl = open_jsonl(args.jsonl)
     verbose = (args.verbose or len(images) == 1) and jsonl is not sys.stdout
     done = failed = crops = 0
     t0 = time.perf_counter()

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
-from ._common import add_model_options, os_errors_as_messages, default_workers, non_negative_int
+from ._common import add_model_options, open_jsonl, os_errors_as_messages, default_workers, non_negative_int
 
 HELP = "detect faces and 5 landmarks in images"
 
@@ -168,13 +168,7 @@ def process_images(args: argparse.Namespace, command: str) -> int:
             todo.append((path, target))
     skipped_done = len(images) - len(todo)
 
-    jsonl = None
-    if args.jsonl:
-        if args.jsonl == "-":
-            jsonl = sys.stdout
-        else:
-            Path(args.jsonl).parent.mkdir(parents=True, exist_ok=True)
-            jsonl = open(args.jsonl, "a", encoding="utf-8")
+    jsonl = open_jsonl(args.jsonl)
     stdout_busy = jsonl is sys.stdout or json_out == "-"
     verbose = (args.verbose or len(images) == 1) and not stdout_busy
     records: list[dict] = []

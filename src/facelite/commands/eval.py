@@ -86,17 +86,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _detector(args: argparse.Namespace, keep_top_k: int = 750) -> Any:
-    from ..detector import FaceDetector
+    from ._common import build_detector
 
-    return FaceDetector(
-        model=args.model,
-        precision=args.precision,
-        input_size=args.input_size,
-        score_threshold=args.score_threshold,
-        nms_threshold=args.nms_threshold,
-        threads=args.threads,
-        keep_top_k=keep_top_k,
-    )
+    return build_detector(args, keep_top_k=keep_top_k)
 
 
 def _model_info(det: Any) -> dict[str, Any]:
