@@ -83,9 +83,9 @@ def test_errors_and_help(tmp_path, random_model_path, capsys):
     assert "score_threshold" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(shipped_path("mobilenetv2-0.35").is_file(), reason="the default model is shipped")
-def test_missing_default_model_says_so(capsys):
-    assert main(["detect", str(data_path("astronaut.jpg"))]) == 1
+@pytest.mark.skipif(shipped_path("mobilenetv2-1.0").is_file(), reason="mobilenetv2-1.0 is shipped")
+def test_missing_shipped_model_says_so(capsys):
+    assert main(["detect", str(data_path("astronaut.jpg")), "--model", "mobilenetv2-1.0"]) == 1
     assert "not in this installation" in capsys.readouterr().err
 
 

@@ -165,7 +165,12 @@ def test_trained_peer_finds_the_astronaut(peer_model_path, image):
 @pytest.mark.skipif(
     not shipped_path("mobilenetv2-0.35").is_file(), reason="the trained mobilenetv2-0.35 weights are not shipped yet"
 )
-def test_default_shipped_model_finds_the_astronaut(image):
-    faces = facelite.FaceDetector().detect(image)
+@pytest.mark.parametrize("precision", ["float32", "int8"])
+@pytest.mark.parametrize("input_size", [320, 640])
+def test_default_shipped_model_finds_the_astronaut(image, precision, input_size):
+    faces = facelite.FaceDetector(precision=precision, input_size=input_size).detect(image)
     assert faces, "the shipped default model found no face in the sample image"
-    assert box_iou(np.array(faces[0].box), np.array(ASTRONAUT_BOX))[0, 0] > 0.5
+    assert faces[0].score > 0.9
+    assert box_iou(np.array(faces[0].box), np.array(ASTRONAUT_BOX))[0, 0] > 0.7
+    eyes = faces[0].landmarks[:2]
+    assert eyes[0, 0] < eyes[1, 0]  # left eye (as seen) left of the right eye

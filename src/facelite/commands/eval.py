@@ -72,7 +72,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="landmark NME on the held-out 5-point crops",
         description="Detect on each held-out crop (padded with 80 grey pixels) and measure the landmark "
         "error of the detection that matches the face: NME / inter-ocular distance, failure rate "
-        "(NME > 10 %%), miss rate.",
+        "(NME > 10 %), miss rate.",
     )
     _add_model_args(lm, input_size=320, score=0.5)
     lm.add_argument("--data-dir", type=Path, default=None, help="folder with landmarks.txt and crops (default: shared landmarks5/)")
