@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..evaluation.plots import save_figure
 from . import paper
 
 __all__ = ["plot_frontier", "to_markdown", "write_outputs"]
@@ -205,12 +206,7 @@ def plot_frontier(result: dict[str, Any], path: str | os.PathLike) -> Path | Non
     ax.legend(fontsize=8, loc="lower right")
     ax.set_title("facelite: accuracy against speed (filled: 640, open: 320; o float32, s static int8, v dynamic int8)",
                  fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def write_outputs(result: dict[str, Any], out_dir: str | os.PathLike, stem: str = "bench") -> dict[str, Path]:

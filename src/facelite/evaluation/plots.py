@@ -15,6 +15,18 @@ from typing import Any
 import numpy as np
 
 
+
+def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 120) -> Path:
+    """Lay out, write (creating the folder) and close a matplotlib figure; returns the path."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
 def _pyplot() -> Any:
     try:
         import matplotlib
@@ -55,12 +67,7 @@ def plot_pr_curves(results: Any, path: str | os.PathLike, title: str | None = No
     axes[0][0].set_ylabel("precision")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_ced(
@@ -87,9 +94,4 @@ def plot_ced(
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title(title or "Cumulative landmark error (misses count as failures)")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from ..evaluation.plots import save_figure
+
 
 def _read(path: Path) -> list[dict[str, str]]:
     return list(csv.DictReader(path.open())) if path.is_file() else []
@@ -40,8 +42,4 @@ def plot_run(run_dir: str | Path, out: str | Path, title: str = "") -> Path:
     if metrics:
         ax2.legend(fontsize=8)
     fig.suptitle(title or run_dir.name)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=110)
