@@ -97,3 +97,15 @@ def test_augment_output_shape_and_finite_labels():
         assert out.shape == (96, 96, 3) and out.dtype == np.uint8
         assert np.all(got.boxes >= 0) and np.all(got.boxes <= 96)
         assert np.all(got.boxes[:, 2:] > got.boxes[:, :2])
+
+
+def test_landmark_crops_keep_their_name_and_point_order(tmp_path):
+    from facelite.train.data import read_landmark_crops
+
+    f = tmp_path / "landmarks.txt"
+    f.write_text("set/a.jpg 1 2 3 4 5 11 12 13 14 15\n\nset/b.jpg 0 0 0 0 0 0 0 0 0 0\n")
+    crops = read_landmark_crops(f)
+    assert [c.name for c in crops] == ["set/a.jpg", "set/b.jpg"]
+    assert crops[0].path == tmp_path / "set/a.jpg"
+    np.testing.assert_array_equal(crops[0].landmarks, [[1, 11], [2, 12], [3, 13], [4, 14], [5, 15]])
+    assert crops[0].box is None

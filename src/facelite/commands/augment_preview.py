@@ -22,27 +22,24 @@ def run(args: argparse.Namespace) -> int:
     import cv2
     import numpy as np
 
+    from ..imageio import load_image
     from ..spec import default_spec
-    from ..train.augment import AugmentConfig, Labels, augment
+    from ..train.augment import Labels, augment
     from ..train.config import load_config
-    from ..train.dataset import read_image
-    from ..train.trainer import load_paste_crops, load_samples
+    from ..train.trainer import augment_config, load_paste_crops, load_samples
 
     cfg = load_config(args.config)
     spec = default_spec(cfg.model.alpha, cfg.model.fpn_channels)
     samples = load_samples(cfg)
     crops = load_paste_crops(cfg)
-    crop_images = [read_image(c.path) for c in crops]
-    mean_bgr = spec.mean[::-1] if spec.channel_order == "RGB" else spec.mean
-    aug = AugmentConfig(size=cfg.data.image_size, crop_scales=tuple(cfg.data.crop_scales),
-                        fill_bgr=tuple(int(round(v)) for v in mean_bgr), paste_prob=cfg.data.paste_prob,
-                        paste_max=cfg.data.paste_max)
+    crop_images = [load_image(c.path) for c in crops]
+    aug = augment_config(cfg, spec)
     rng = np.random.default_rng(args.seed)
     tiles = []
     colours = [(255, 0, 0), (0, 0, 255), (0, 255, 255), (255, 0, 255), (0, 255, 0)]
     for idx in rng.choice(len(samples), size=min(args.n, len(samples)), replace=False):
         s = samples[int(idx)]
-        img, lab = augment(read_image(s.path), Labels(s.boxes, s.landmarks, s.has_landmarks), aug, rng,
+        img, lab = augment(load_image(s.path), Labels(s.boxes, s.landmarks, s.has_landmarks), aug, rng,
                            crops, crop_images)
         for b, pts, has in zip(lab.boxes, lab.landmarks, lab.has_landmarks):
             x1, y1, x2, y2 = (int(round(v)) for v in b)

@@ -179,23 +179,23 @@ def write_retinaface_labels(samples: list[Sample], label_file: str | Path, image
 
 @dataclass
 class LandmarkCrop:
-    """A face crop with 5 landmarks (crop pixels) and an optional face box (crop pixels, xyxy)."""
+    """A face crop with 5 landmarks (crop pixels) and an optional face box (crop pixels, xyxy).
+
+    ``name`` is the crop's path as written in ``landmarks.txt`` (e.g. ``lfw_5590/X.jpg``): the key
+    of the held-out split and of the crop-box file.
+    """
 
     path: Path
     landmarks: np.ndarray
     box: np.ndarray | None = None
+    name: str = ""
 
 
 def read_landmark_crops(landmark_file: str | Path) -> list[LandmarkCrop]:
-    """Read ``landmarks.txt`` of ``../shared/data/landmarks5``: ``path x1..x5 y1..y5`` per line."""
+    """Read ``landmarks.txt`` of ``../shared/data/landmarks5`` (see
+    :func:`facelite.evaluation.landmarks.read_landmarks_file`) into crops."""
+    from ..evaluation.landmarks import read_landmarks_file
+
     landmark_file = Path(landmark_file)
-    crops = []
-    for lineno, line in enumerate(landmark_file.read_text().splitlines(), 1):
-        parts = line.split()
-        if not parts:
-            continue
-        if len(parts) != 11:
-            raise ValueError(f"{landmark_file}:{lineno}: expected a path and 10 numbers")
-        v = np.asarray([float(t) for t in parts[1:]], np.float32)
-        crops.append(LandmarkCrop(landmark_file.parent / parts[0], np.stack([v[:5], v[5:]], axis=1)))
-    return crops
+    names, points = read_landmarks_file(landmark_file)
+    return [LandmarkCrop(landmark_file.parent / n, p, name=n) for n, p in zip(names, points)]

@@ -4,25 +4,18 @@ from __future__ import annotations
 
 import logging
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from ..anchors import make_anchors
+from ..imageio import load_image
 from ..spec import ModelSpec
 from .augment import AugmentConfig, Labels, augment
 from .data import LandmarkCrop, Sample
 from .match import encode_targets
 
 log = logging.getLogger(__name__)
-
-
-def read_image(path) -> np.ndarray:
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise ValueError(f"cannot read training image {path}")
-    return img
 
 
 class FaceDataset(Dataset):
@@ -40,9 +33,9 @@ class FaceDataset(Dataset):
         self.positive_iou = positive_iou
         self.anchors = make_anchors(spec, aug.size, aug.size)
         log.info("decoding %d training images into memory", len(samples))
-        self.images = [read_image(s.path) for s in samples]
+        self.images = [load_image(s.path) for s in samples]
         self.crops = [c for c in (crops or []) if c.box is not None]
-        self.crop_images = [read_image(c.path) for c in self.crops]
+        self.crop_images = [load_image(c.path) for c in self.crops]
         if crops:
             log.info("landmark crops for pasting: %d (of %d with a face box)", len(self.crops), len(crops))
 

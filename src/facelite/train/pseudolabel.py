@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..imageio import load_image
+from ..nms import box_iou
 from ..progress import Progress
 from .data import LandmarkCrop, Sample
-from .dataset import read_image
-from ..nms import box_iou
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def label_training_images(samples: list[Sample], teachers: list, min_iou: float 
     stats = {"images": 0, "faces": 0, "with_landmarks": 0}
     with Progress(total=len(samples), desc="pseudo-labels", unit="img") as bar:
         for s in samples:
-            img = read_image(s.path)
+            img = load_image(s.path)
             n = len(s.boxes)
             per_teacher = []
             for t in teachers:
@@ -71,7 +71,7 @@ def box_landmark_crops(crops: list[LandmarkCrop], teacher, max_nme: float = 0.25
     boxes = np.full((len(crops), 4), np.nan, np.float32)
     with Progress(total=len(crops), desc="crop boxes", unit="crop") as bar:
         for i, c in enumerate(crops):
-            img = read_image(c.path)
+            img = load_image(c.path)
             padded = np.full((img.shape[0] + 2 * CROP_PAD, img.shape[1] + 2 * CROP_PAD, 3), 127, np.uint8)
             padded[CROP_PAD:-CROP_PAD, CROP_PAD:-CROP_PAD] = img
             b, _, lm = teacher(padded, score_threshold=0.3)
@@ -89,7 +89,7 @@ def box_landmark_crops(crops: list[LandmarkCrop], teacher, max_nme: float = 0.25
 def save_crop_boxes(path: str | Path, crops: list[LandmarkCrop], boxes: np.ndarray) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    names = np.asarray([str(Path(c.path).relative_to(Path(c.path).parents[1])) for c in crops])
+    names = np.asarray([c.name for c in crops])
     np.savez(path, names=names, boxes=boxes)
 
 
@@ -99,7 +99,7 @@ def attach_crop_boxes(crops: list[LandmarkCrop], path: str | Path) -> int:
     table = {str(n): b for n, b in zip(data["names"], data["boxes"])}
     count = 0
     for c in crops:
-        b = table.get(str(Path(c.path).relative_to(Path(c.path).parents[1])))
+        b = table.get(c.name)
         if b is not None and np.all(np.isfinite(b)):
             c.box = b.astype(np.float32)
             count += 1

@@ -5,7 +5,6 @@ resume, and dev-split WIDER FACE AP every few epochs (model selection)."""
 from __future__ import annotations
 
 import copy
-import csv
 import json
 import logging
 import math
@@ -19,7 +18,8 @@ from torch.utils.data import DataLoader
 
 from ..paths import cache_dir
 from ..progress import Progress, format_duration
-from ..spec import default_spec
+from ..spec import ModelSpec, default_spec
+from .augment import AugmentConfig
 from .config import Config, resolve
 from .data import Sample, read_landmark_crops, read_retinaface_labels, read_wider_txt
 from .dataset import FaceDataset, Normalizer
@@ -103,10 +103,9 @@ def load_paste_crops(cfg: Config):
     from ..evaluation.landmarks import has_known_bad_labels, landmark_split
 
     crops = read_landmark_crops(resolve(cfg.data.landmark_crops))
-    names = [str(Path(c.path).relative_to(Path(c.path).parents[1])) for c in crops]
-    train_names, _ = landmark_split(names)
+    train_names, _ = landmark_split(c.name for c in crops)
     keep = {n for n in train_names if not has_known_bad_labels(n)}  # net_7876/_*: points ~28 px off
-    crops = [c for c, n in zip(crops, names) if n in keep]
+    crops = [c for c in crops if c.name in keep]
     box_file = Path(cfg.data.landmark_crop_boxes).expanduser() if cfg.data.landmark_crop_boxes \
         else cache_dir() / "landmark_crop_boxes.npz"
     if not box_file.is_file():
@@ -116,6 +115,15 @@ def load_paste_crops(cfg: Config):
     n = attach_crop_boxes(crops, box_file)
     log.info("landmark crops: %d in the training part, %d with a face box", len(crops), n)
     return crops
+
+
+def augment_config(cfg: Config, spec: ModelSpec) -> AugmentConfig:
+    """The recipe's augmentation; crops outside the image are filled with the spec's mean colour,
+    which is what the run time's zero padding of the normalised input amounts to."""
+    mean_bgr = spec.mean[::-1] if spec.channel_order == "RGB" else spec.mean
+    return AugmentConfig(size=cfg.data.image_size, crop_scales=tuple(cfg.data.crop_scales),
+                         fill_bgr=tuple(int(round(v)) for v in mean_bgr),
+                         paste_prob=cfg.data.paste_prob, paste_max=cfg.data.paste_max)
 
 
 def build_optimizer(model: torch.nn.Module, cfg: Config) -> torch.optim.Optimizer:
@@ -185,12 +193,7 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None)
         log.info("ImageNet backbone: loaded %d tensors from %s", n, cfg.model.imagenet_weights)
     samples = load_samples(cfg)
     crops = load_paste_crops(cfg)
-    from .augment import AugmentConfig
-
-    mean_bgr = spec.mean[::-1] if spec.channel_order == "RGB" else spec.mean
-    aug = AugmentConfig(size=cfg.data.image_size, crop_scales=tuple(cfg.data.crop_scales),
-                        fill_bgr=tuple(int(round(v)) for v in mean_bgr),  # = the run time's zero padding
-                        paste_prob=cfg.data.paste_prob, paste_max=cfg.data.paste_max)
+    aug = augment_config(cfg, spec)
     dataset = FaceDataset(samples, spec, aug, seed=cfg.train.seed, crops=crops, positive_iou=cfg.data.positive_iou)
     steps_per_epoch = len(dataset) // cfg.train.batch_size
     total_steps = steps_per_epoch * cfg.train.epochs
