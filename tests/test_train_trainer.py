@@ -84,3 +84,48 @@ def test_unknown_config_key_is_an_error(tmp_path):
     p.write_text("[train]\nepochz = 3\n")
     with pytest.raises(ValueError, match="epochz"):
         load_config(p)
+
+
+def test_time_budget_sets_epochs_and_weights_file(tiny_config):
+    run = train(tiny_config, time_budget=1e-3)  # any epoch overruns it: the schedule shrinks to 1 epoch
+    ck = torch.load(run / "last.pt", map_location="cpu", weights_only=True)
+    assert ck["epoch"] == 1
+    import json
+
+    assert json.loads((run / "config.json").read_text())["train"]["epochs"] == 1
+    w = torch.load(run / "weights.pt", map_location="cpu", weights_only=True)
+    assert w["epoch"] == 1 and set(w["model"]) == set(ck["ema"])
+    assert "schedule set to 1 epochs" in (run / "train.log").read_text()
+
+
+def test_fit_epochs_uses_mean_epoch_time_after_the_first():
+    from facelite.train.trainer import _fit_epochs
+
+    assert _fit_epochs(100.0, 10.0, [10.0], 1) == 1 + 9
+    assert _fit_epochs(100.0, 14.0, [10.0, 2.0, 2.0], 3) == 3 + 43
+    assert _fit_epochs(10.0, 50.0, [50.0], 1) == 1  # over budget: stop after the epochs done
+
+
+def test_sampler_order_depends_on_seed_and_epoch_only():
+    from facelite.train.trainer import EpochSampler
+
+    s = EpochSampler(10, seed=3)
+    first = list(s)
+    assert sorted(i for _, i in first) == list(range(10)) and all(e == 0 for e, _ in first)
+    assert list(s) == first
+    s.epoch = 1
+    second = list(s)
+    assert [i for _, i in second] != [i for _, i in first] and all(e == 1 for e, _ in second)
+
+
+def test_config_overrides():
+    from facelite.train.config import apply_overrides
+
+    cfg = Config()
+    apply_overrides(cfg, ["train.epochs=7", "train.lr=1", "data.crop_scales=[0.5, 1.0]", "train.device=cuda",
+                          "data.train_labels=x/label.txt", "train.bf16=false"])
+    assert (cfg.train.epochs, cfg.train.lr, cfg.data.crop_scales) == (7, 1.0, [0.5, 1.0])
+    assert (cfg.train.device, cfg.data.train_labels, cfg.train.bf16) == ("cuda", "x/label.txt", False)
+    for bad in ["epochs=3", "train.nope=1", "train.epochs=abc", "optim.lr=1"]:
+        with pytest.raises(ValueError):
+            apply_overrides(cfg, [bad])

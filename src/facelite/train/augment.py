@@ -72,10 +72,8 @@ def random_square_crop(image: np.ndarray, labels: Labels, cfg: AugmentConfig,
         side, x0, y0 = max(h, w), 0, 0
         inside = np.ones(len(labels), bool)
     s = cfg.size / side
-    m = np.array([[s, 0, -x0 * s], [0, s, -y0 * s]], np.float32)
     interp = _INTERPOLATIONS[rng.integers(len(_INTERPOLATIONS))]
-    out = cv2.warpAffine(image, m, (cfg.size, cfg.size), flags=interp,
-                         borderMode=cv2.BORDER_CONSTANT, borderValue=cfg.fill_bgr)
+    out = cv2.resize(_square(image, x0, y0, side, cfg.fill_bgr), (cfg.size, cfg.size), interpolation=interp)
     kept = labels.select(inside)
     boxes = (kept.boxes - [x0, y0, x0, y0]) * s
     boxes = np.clip(boxes, 0, cfg.size).astype(np.float32)
@@ -84,28 +82,45 @@ def random_square_crop(image: np.ndarray, labels: Labels, cfg: AugmentConfig,
     return out, Labels(boxes, lmks, kept.has_landmarks).select(valid)
 
 
+def _square(image: np.ndarray, x0: int, y0: int, side: int, fill: tuple[int, int, int]) -> np.ndarray:
+    """The ``side`` x ``side`` window of ``image`` at ``(x0, y0)``; parts outside the image are ``fill``."""
+    h, w = image.shape[:2]
+    cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x0 + side, w), min(y0 + side, h)
+    part = image[cy0:cy1, cx0:cx1]
+    if part.shape[:2] == (side, side):
+        return part
+    return cv2.copyMakeBorder(part, cy0 - y0, y0 + side - cy1, cx0 - x0, x0 + side - cx1,
+                              cv2.BORDER_CONSTANT, value=fill)
+
+
 def photometric_distort(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Random brightness (±32), contrast (×0.5–1.5), saturation (×0.5–1.5) and hue (±18°),
-    each applied with probability 0.5, in RetinaFace's order."""
-    img = image.astype(np.float32)
+    each applied with probability 0.5, in RetinaFace's order. Every step is a per-value map, done
+    with lookup tables on uint8 (same result as the float arithmetic, truncated where it is)."""
+    values = np.arange(256, dtype=np.float32)
+    lut = values.copy()
     contrast_first = rng.random() < 0.5
     if rng.random() < 0.5:
-        img += rng.uniform(-32, 32)
+        lut += rng.uniform(-32, 32)
     if contrast_first and rng.random() < 0.5:
-        img *= rng.uniform(0.5, 1.5)
-    np.clip(img, 0, 255, out=img)
+        lut *= rng.uniform(0.5, 1.5)
+    np.clip(lut, 0, 255, out=lut)
     sat = rng.random() < 0.5
     hue = rng.random() < 0.5
     if sat or hue:
-        hsv = cv2.cvtColor(img.astype(np.uint8), cv2.COLOR_BGR2HSV).astype(np.float32)
+        img = cv2.LUT(image, lut.astype(np.uint8))
+        hsv = cv2.cvtColor(img, cv2.COLOR_BGR2HSV)
         if sat:
-            hsv[..., 1] = np.clip(hsv[..., 1] * rng.uniform(0.5, 1.5), 0, 255)
+            k = rng.uniform(0.5, 1.5)
+            hsv[..., 1] = cv2.LUT(hsv[..., 1], np.clip(values * k, 0, 255).astype(np.uint8))
         if hue:
-            hsv[..., 0] = (hsv[..., 0] + rng.integers(-9, 10)) % 180  # OpenCV hue is degrees / 2
-        img = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2BGR).astype(np.float32)
+            d = rng.integers(-9, 10)  # OpenCV hue is degrees / 2, in 0..179
+            hsv[..., 0] = cv2.LUT(hsv[..., 0], ((values + d) % 180).astype(np.uint8))
+        image = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
+        lut = values.copy()
     if not contrast_first and rng.random() < 0.5:
-        img *= rng.uniform(0.5, 1.5)
-    return np.clip(img, 0, 255).astype(np.uint8)
+        lut *= rng.uniform(0.5, 1.5)
+    return cv2.LUT(image, np.clip(lut, 0, 255).astype(np.uint8))
 
 
 def hflip(image: np.ndarray, labels: Labels) -> tuple[np.ndarray, Labels]:

@@ -50,8 +50,9 @@ class TrainConfig:
     ema_warmup_steps: int = 1000
     threads: int = 2
     workers: int = 1
-    bf16: bool = True
+    bf16: bool = True  # autocast to bfloat16 (CPU with bf16 instructions, or CUDA)
     channels_last: bool = True
+    device: str = "auto"  # "cpu", "cuda" or "auto" (CUDA when available)
     eval_every: int = 5
     eval_input_sizes: list[int] = field(default_factory=lambda: [640])
     log_every: int = 20
@@ -95,6 +96,31 @@ def load_config(path: str | Path) -> Config:
         data=_build(DataConfig, raw.get("data", {}), f"{path} [data]"),
         train=_build(TrainConfig, raw.get("train", {}), f"{path} [train]"),
     )
+
+
+def apply_overrides(cfg: Config, items: list[str]) -> None:
+    """Apply ``section.key=value`` overrides (value in TOML syntax; bare words are strings),
+    e.g. ``train.epochs=40``, ``data.crop_scales=[0.5, 1.0]``, ``data.train_labels=x/label.txt``."""
+    for item in items:
+        key, sep, value = item.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not sep or not dot or section not in ("model", "data", "train"):
+            raise ValueError(f"override {item!r}: expected section.key=value with section model, data or train")
+        target = getattr(cfg, section)
+        if name not in {f.name for f in fields(target)}:
+            raise ValueError(f"override {item!r}: unknown key {name!r} in [{section}]")
+        try:
+            parsed = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            parsed = value.strip()
+        current = getattr(target, name)
+        if isinstance(current, float) and isinstance(parsed, int) and not isinstance(parsed, bool):
+            parsed = float(parsed)
+        if isinstance(current, str) and not isinstance(parsed, str):
+            parsed = value.strip()
+        if type(parsed) is not type(current):
+            raise ValueError(f"override {item!r}: expected {type(current).__name__}, got {type(parsed).__name__}")
+        setattr(target, name, parsed)
 
 
 def resolve(path: str) -> Path:

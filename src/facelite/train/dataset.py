@@ -13,13 +13,13 @@ from ..imageio import load_image
 from ..spec import ModelSpec
 from .augment import AugmentConfig, Labels, augment
 from .data import LandmarkCrop, Sample
-from .match import encode_targets
+from .match import cxcywh_to_xyxy, encode_targets
 
 log = logging.getLogger(__name__)
 
 
 class FaceDataset(Dataset):
-    """Items are ``(image uint8 (3, S, S) BGR, labels (N,), box targets (N, 4), landmark targets (N, 10),
+    """Items are ``(image uint8 (S, S, 3) BGR, labels (N,), box targets (N, 4), landmark targets (N, 10),
     landmark mask (N,))`` for the anchors of an S x S input. Randomness is a pure function of
     ``(seed, epoch, index)``, so a resumed run sees the same augmentations."""
 
@@ -32,6 +32,7 @@ class FaceDataset(Dataset):
         self.epoch = 0
         self.positive_iou = positive_iou
         self.anchors = make_anchors(spec, aug.size, aug.size)
+        self.anchors_xyxy = cxcywh_to_xyxy(self.anchors)
         log.info("decoding %d training images into memory", len(samples))
         self.images = [load_image(s.path) for s in samples]
         self.crops = [c for c in (crops or []) if c.box is not None]
@@ -42,20 +43,24 @@ class FaceDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int):
-        rng = np.random.default_rng((self.seed, self.epoch, index))
+    def __getitem__(self, index: int | tuple[int, int]):
+        """``index`` or ``(epoch, index)`` (from :class:`facelite.train.trainer.EpochSampler`)."""
+        epoch = self.epoch
+        if isinstance(index, tuple):
+            epoch, index = index
+        rng = np.random.default_rng((self.seed, epoch, index))
         s = self.samples[index]
         img, lab = augment(self.images[index], Labels(s.boxes, s.landmarks, s.has_landmarks), self.aug, rng,
                            self.crops, self.crop_images)
         t = encode_targets(self.anchors, lab.boxes, lab.landmarks, lab.has_landmarks, self.spec.variances,
-                           self.positive_iou)
-        chw = np.ascontiguousarray(img.transpose(2, 0, 1))
-        return (torch.from_numpy(chw), torch.from_numpy(t.labels), torch.from_numpy(t.boxes),
+                           self.positive_iou, anchors_xyxy=self.anchors_xyxy)
+        return (torch.from_numpy(img), torch.from_numpy(t.labels), torch.from_numpy(t.boxes),
                 torch.from_numpy(t.landmarks), torch.from_numpy(t.landmark_mask))
 
 
 class Normalizer(torch.nn.Module):
-    """BGR uint8 (B, 3, H, W) -> float input normalised per the spec (channel order, mean, std)."""
+    """BGR uint8 (B, H, W, 3) -> float (B, 3, H, W) (a channels-last view) normalised per the spec
+    (channel order, mean, std)."""
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__()
@@ -64,7 +69,7 @@ class Normalizer(torch.nn.Module):
         self.register_buffer("std", torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.float()
+        x = x.permute(0, 3, 1, 2).float()
         if self.swap:
             x = x.flip(1)
         return (x - self.mean) / self.std

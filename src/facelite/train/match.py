@@ -23,17 +23,18 @@ class MatchResult:
 
 
 def match_anchors(anchors: np.ndarray, boxes: np.ndarray, positive_iou: float = 0.35,
-                  min_forced_iou: float = 0.2) -> MatchResult:
+                  min_forced_iou: float = 0.2, anchors_xyxy: np.ndarray | None = None) -> MatchResult:
     """Match anchors (N, 4) cxcywh to face boxes (M, 4) xyxy, both in input pixels.
 
     An anchor is positive when its best IoU with any face is ``>= positive_iou``. In addition,
     every face is given its best anchor (overriding that anchor's other matches) unless even
     that anchor overlaps it by less than ``min_forced_iou`` (faces too small for any anchor).
+    ``anchors_xyxy``: the anchors as corners, if already computed.
     """
     n = len(anchors)
     if len(boxes) == 0:
         return MatchResult(np.full(n, -1, np.int64), np.zeros(n, np.float32))
-    iou = box_iou(boxes, cxcywh_to_xyxy(anchors))  # (M, N)
+    iou = box_iou(boxes, cxcywh_to_xyxy(anchors) if anchors_xyxy is None else anchors_xyxy)  # (M, N)
     best_face = iou.argmax(axis=0)
     best_iou = iou[best_face, np.arange(n)]
     best_anchor = iou.argmax(axis=1)
@@ -61,10 +62,10 @@ class Targets:
 
 def encode_targets(anchors: np.ndarray, boxes: np.ndarray, landmarks: np.ndarray, has_landmarks: np.ndarray,
                    variances: tuple[float, float], positive_iou: float = 0.35,
-                   min_forced_iou: float = 0.2) -> Targets:
+                   min_forced_iou: float = 0.2, anchors_xyxy: np.ndarray | None = None) -> Targets:
     """Match and encode: ``boxes`` (M, 4) xyxy, ``landmarks`` (M, 5, 2), ``has_landmarks`` (M,)."""
     n = len(anchors)
-    m = match_anchors(anchors, boxes, positive_iou, min_forced_iou)
+    m = match_anchors(anchors, boxes, positive_iou, min_forced_iou, anchors_xyxy)
     pos = m.matched >= 0
     labels = pos.astype(np.int64)
     box_t = np.zeros((n, 4), np.float32)

@@ -1,6 +1,7 @@
-"""The training loop: bf16 autocast + channels_last on CPU, warm-up + cosine learning rate,
-EMA of weights, a log file and CSVs in the run folder, checkpoints every epoch with automatic
-resume, and dev-split WIDER FACE AP every few epochs (model selection)."""
+"""The training loop: bf16 autocast + channels_last on the CPU (or a CUDA device), warm-up + cosine
+learning rate, EMA of weights, a log file and CSVs in the run folder, checkpoints every epoch with
+automatic resume, an optional wall-clock budget that sets the schedule length, and dev-split
+WIDER FACE AP every few epochs (model selection)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ log = logging.getLogger("facelite.train")
 
 LAST = "last.pt"
 BEST = "best.pt"
+WEIGHTS = "weights.pt"  # the latest EMA weights + spec, written every epoch (what `facelite export` takes)
 
 
 class ModelEMA:
@@ -49,11 +51,39 @@ class ModelEMA:
         self.updates += 1
         d = self.decay * (1 - math.exp(-self.updates / self.warmup))
         src = model.state_dict()
+        avg, new = [], []
         for k, v in self.module.state_dict().items():
             if v.dtype.is_floating_point:
-                v.mul_(d).add_(src[k].detach(), alpha=1 - d)
+                avg.append(v)
+                new.append(src[k].detach())
             else:
                 v.copy_(src[k])
+        torch._foreach_mul_(avg, d)
+        torch._foreach_add_(avg, new, alpha=1 - d)
+
+
+class EpochSampler(torch.utils.data.Sampler):
+    """Yields ``(epoch, index)`` in a shuffled order that depends only on ``(seed, epoch)``, so
+    persistent data-loader workers see the current epoch (the dataset's augmentation seed)."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        gen = torch.Generator().manual_seed(self.seed * 1000 + self.epoch)
+        for i in torch.randperm(self.n, generator=gen).tolist():
+            yield (self.epoch, i)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"train.device = {name!r} but PyTorch sees no CUDA device")
+    return torch.device(name)
 
 
 def _worker_init(_: int) -> None:
@@ -106,7 +136,7 @@ def load_paste_crops(cfg: Config):
     train_names, _ = landmark_split(c.name for c in crops)
     keep = {n for n in train_names if not has_known_bad_labels(n)}  # net_7876/_*: points ~28 px off
     crops = [c for c in crops if c.name in keep]
-    box_file = Path(cfg.data.landmark_crop_boxes).expanduser() if cfg.data.landmark_crop_boxes \
+    box_file = resolve(cfg.data.landmark_crop_boxes) if cfg.data.landmark_crop_boxes \
         else cache_dir() / "landmark_crop_boxes.npz"
     if not box_file.is_file():
         raise FileNotFoundError(
@@ -126,7 +156,7 @@ def augment_config(cfg: Config, spec: ModelSpec) -> AugmentConfig:
                          paste_prob=cfg.data.paste_prob, paste_max=cfg.data.paste_max)
 
 
-def build_optimizer(model: torch.nn.Module, cfg: Config) -> torch.optim.Optimizer:
+def build_optimizer(model: torch.nn.Module, cfg: Config, fused: bool = False) -> torch.optim.Optimizer:
     decay, no_decay = [], []
     for p in model.parameters():
         (no_decay if p.ndim <= 1 else decay).append(p)
@@ -134,7 +164,7 @@ def build_optimizer(model: torch.nn.Module, cfg: Config) -> torch.optim.Optimize
     if cfg.train.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.train.lr, momentum=cfg.train.momentum, nesterov=True)
     if cfg.train.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.train.lr)
+        return torch.optim.AdamW(groups, lr=cfg.train.lr, fused=fused or None)
     raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {cfg.train.optimizer!r}")
 
 
@@ -147,7 +177,7 @@ def save_checkpoint(path: Path, **state) -> None:
 def export_for_eval(model: torch.nn.Module, path: Path) -> Path:
     from ..export.onnx import export_onnx
 
-    m = copy.deepcopy(model).float().to(memory_format=torch.contiguous_format).eval()
+    m = copy.deepcopy(model).cpu().float().to(memory_format=torch.contiguous_format).eval()
     return export_onnx(m, path)
 
 
@@ -172,9 +202,21 @@ def evaluate_onnx(onnx_path: Path, cfg: Config, input_size: int) -> dict[str, fl
         return {k: float("nan") if v is None else float(v) for k, v in ap.items()}
 
 
-def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None) -> Path:
+def _fit_epochs(budget: float, elapsed: float, epoch_times: list[float], done: int) -> int:
+    """Epoch count that ends the run within ``budget`` seconds: the epochs done plus as many as
+    the remaining time allows at the mean epoch time (the first epoch, which includes start-up,
+    only counts while it is the only one)."""
+    times = epoch_times[1:] or epoch_times
+    per_epoch = sum(times) / len(times)
+    return done + max(int((budget - elapsed) // per_epoch), 0)
+
+
+def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None,
+          time_budget: float | None = None) -> Path:
     """Train (or resume) per ``cfg``; returns the run folder. ``epochs`` overrides the schedule
-    length; ``stop_after`` ends this call after that many epochs (the schedule is unchanged)."""
+    length; ``stop_after`` ends this call after that many epochs (the schedule is unchanged);
+    ``time_budget`` (seconds) sets the schedule length from the first three epochs' times so that
+    the run ends within it (the resulting count is logged and written to the run's config.json)."""
     run_dir = cfg.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     _setup_logging(run_dir)
@@ -183,6 +225,9 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None)
     (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     torch.set_num_threads(cfg.train.threads)
     torch.manual_seed(cfg.train.seed)
+    device = resolve_device(cfg.train.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
 
     spec = default_spec(cfg.model.alpha, cfg.model.fpn_channels)
     from ..nn.retinaface import RetinaFace
@@ -199,22 +244,25 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None)
     total_steps = steps_per_epoch * cfg.train.epochs
     warmup_steps = int(cfg.train.warmup_epochs * steps_per_epoch)
 
-    optimizer = build_optimizer(model, cfg)
-    ema = ModelEMA(model, cfg.train.ema_decay, cfg.train.ema_warmup_steps) if cfg.train.ema_decay > 0 else None
     start_epoch, step, best = 0, 0, -1.0
     last = run_dir / LAST
-    if last.is_file():
-        ck = torch.load(last, map_location="cpu", weights_only=True)
+    ck = torch.load(last, map_location="cpu", weights_only=True) if last.is_file() else None
+    if ck is not None:
         model.load_state_dict(ck["model"])
+    model = model.to(device)
+    optimizer = build_optimizer(model, cfg, fused=device.type == "cuda")
+    ema = ModelEMA(model, cfg.train.ema_decay, cfg.train.ema_warmup_steps) if cfg.train.ema_decay > 0 else None
+    if ck is not None:
         optimizer.load_state_dict(ck["optimizer"])
         if ema is not None and "ema" in ck:
             ema.module.load_state_dict(ck["ema"])
             ema.updates = int(ck.get("ema_updates", 0))
         start_epoch, step, best = int(ck["epoch"]), int(ck["step"]), float(ck.get("best", -1.0))
         log.info("resumed from %s at epoch %d (step %d)", last, start_epoch, step)
+        del ck
     if cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    normalize = Normalizer(spec)
+    normalize = Normalizer(spec).to(device)
     weights = LossWeights()
 
     loss_csv = run_dir / "losses.csv"
@@ -224,19 +272,24 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None)
     if not metrics_csv.is_file():
         metrics_csv.write_text("epoch,input_size,easy,medium,hard,seconds\n")
 
-    log.info("training %s: %d images, %d steps/epoch, epochs %d..%d of %d, batch %d, size %d, threads %d",
-             spec.name, len(dataset), steps_per_epoch, start_epoch + 1, cfg.train.epochs, cfg.train.epochs,
-             cfg.train.batch_size, cfg.data.image_size, cfg.train.threads)
+    log.info("training %s on %s: %d images, %d steps/epoch, epochs %d..%d of %d, batch %d, size %d, threads %d, "
+             "workers %d", spec.name, device, len(dataset), steps_per_epoch, start_epoch + 1, cfg.train.epochs,
+             cfg.train.epochs, cfg.train.batch_size, cfg.data.image_size, cfg.train.threads, cfg.train.workers)
     end_epoch = cfg.train.epochs if stop_after is None else min(cfg.train.epochs, start_epoch + stop_after)
+    sampler = EpochSampler(len(dataset), cfg.train.seed)
+    pin = device.type == "cuda"
+    loader = DataLoader(dataset, batch_size=cfg.train.batch_size, sampler=sampler, drop_last=True,
+                        num_workers=cfg.train.workers, worker_init_fn=_worker_init, pin_memory=pin,
+                        persistent_workers=cfg.train.workers > 0, prefetch_factor=4 if cfg.train.workers else None)
     run_t0 = time.time()
-    for epoch in range(start_epoch, end_epoch):
-        dataset.epoch = epoch
-        gen = torch.Generator().manual_seed(cfg.train.seed * 1000 + epoch)
-        loader = DataLoader(dataset, batch_size=cfg.train.batch_size, shuffle=True, drop_last=True,
-                            num_workers=cfg.train.workers, generator=gen, worker_init_fn=_worker_init,
-                            prefetch_factor=4 if cfg.train.workers else None)
+    epoch_times: list[float] = []
+    epoch = start_epoch
+    while epoch < end_epoch:
+        sampler.epoch = epoch
+        dataset.epoch = epoch  # for workers=0 and the first workers' start
         model.train()
-        sums = np.zeros(4)
+        sums = torch.zeros(4, device=device)
+        n_steps = 0
         bad_steps = 0
         t0 = time.time()
         bar = Progress(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.train.epochs}", unit="step",
@@ -245,10 +298,12 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None)
             lr = lr_at(step, total_steps, warmup_steps, cfg.train.lr, cfg.train.min_lr_ratio)
             for g in optimizer.param_groups:
                 g["lr"] = lr
+            imgs, labels, box_t, lmk_t, lmk_mask = (t.to(device, non_blocking=pin)
+                                                    for t in (imgs, labels, box_t, lmk_t, lmk_mask))
             x = normalize(imgs)
             if cfg.train.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.train.bf16):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.train.bf16):
                 logits, boxes, lmks = model(x)
             losses = multibox_loss(logits, boxes, lmks, labels, box_t, lmk_t, lmk_mask, weights)
             if not torch.isfinite(losses["total"]):
@@ -264,17 +319,28 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None)
             if ema is not None:
                 ema.update(model)
             step += 1
-            vals = [float(losses[k].detach()) for k in ("total", "cls", "box", "landmarks")]
-            sums += vals
-            bar.update(1, loss=f"{vals[0]:.3f}", lr=f"{lr:.2e}")
+            n_steps += 1
+            sums += torch.stack([losses[k].detach().float() for k in ("total", "cls", "box", "landmarks")])
+            if n_steps % max(cfg.train.log_every, 1) == 0 or n_steps == steps_per_epoch:
+                bar.update(n_steps - bar.n, loss=f"{float(sums[0]) / n_steps:.3f}", lr=f"{lr:.2e}")
         bar.close()
-        n = max(bar.n, 1)
+        n = max(n_steps, 1)
         dt = time.time() - t0
-        mean = sums / n
+        epoch_times.append(dt)
+        mean = (sums / n).tolist()
         with loss_csv.open("a") as f:
             f.write(f"{epoch + 1},{step},{lr:.6g},{mean[0]:.5f},{mean[1]:.5f},{mean[2]:.5f},{mean[3]:.5f},"
                     f"{n * cfg.train.batch_size / dt:.2f},{dt:.1f}\n")
         done = epoch + 1 - start_epoch
+        if time_budget and done <= 3:
+            fitted = start_epoch + _fit_epochs(time_budget, time.time() - run_t0, epoch_times, done)
+            if fitted != cfg.train.epochs:
+                log.info("time budget %s: schedule set to %d epochs (was %d)", format_duration(time_budget),
+                         fitted, cfg.train.epochs)
+                cfg.train.epochs = fitted
+                total_steps = steps_per_epoch * fitted
+                end_epoch = fitted if stop_after is None else min(fitted, start_epoch + stop_after)
+                (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
         left = (time.time() - run_t0) / done * (end_epoch - epoch - 1)
         log.info("epoch %d/%d: loss %.4f (cls %.4f box %.4f lmk %.4f), %.1f img/s, %s; ETA %s",
                  epoch + 1, cfg.train.epochs, *mean, n * cfg.train.batch_size / dt, format_duration(dt),
@@ -288,10 +354,14 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None)
             state["ema"] = ema.module.state_dict()
             state["ema_updates"] = ema.updates
         save_checkpoint(last, **state)
+        save_checkpoint(run_dir / WEIGHTS, model={k: v.detach().cpu().contiguous()
+                                                for k, v in eval_model.state_dict().items()},
+                        epoch=epoch + 1, spec=spec.to_json(), config=json.dumps(cfg.to_dict()))
         if cfg.train.eval_every and ((epoch + 1) % cfg.train.eval_every == 0 or epoch + 1 == cfg.train.epochs):
             best = _evaluate_and_select(eval_model, cfg, run_dir, epoch + 1, best, metrics_csv, spec)
             state["best"] = best
             save_checkpoint(last, **state)
+        epoch += 1
     return run_dir
 
 

@@ -1,0 +1,130 @@
+"""A compact, self-contained copy of a recipe's training data (for a machine that receives a
+size-limited working tree, e.g. a lent GPU machine).
+
+The pack mirrors the shared folder's layout, so a recipe runs on it unchanged with
+``FACELITE_SHARED=<pack>``: training images re-encoded as WebP (same pixel size, so every label
+stays valid), the labels file, the training part of the landmark crops that have a face box, the
+crop boxes and the ImageNet backbone weights (``features.*`` only, float16)::
+
+    python -m facelite.train.pack --config configs/mobilenetv2-1.0.toml --config configs/mobilenetv2-0.35.toml \
+        --out .devdata --quality 40 --max-crops 3400
+
+Run a recipe on it with the overrides it prints (``--set data.train_labels=... ...``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..imageio import load_image
+from ..progress import Progress
+from .config import Config, load_config, resolve
+from .data import write_retinaface_labels
+
+log = logging.getLogger(__name__)
+
+LABELS = "data/widerface/train/label.txt"
+IMAGES = "data/widerface/train/images"
+CROPS = "data/landmarks5/landmarks.txt"
+CROP_BOXES = "data/landmarks5/crop_boxes.npz"
+
+
+def pack_images(samples, image_root: Path, out_root: Path, quality: int) -> int:
+    """Re-encode each sample's image as WebP at ``quality`` under ``out_root`` (same relative path,
+    ``.webp`` suffix; pixel size unchanged). Returns the bytes written."""
+    total = 0
+    bar = Progress(total=len(samples), desc="images", unit="img")
+    for s in samples:
+        rel = Path(s.path).relative_to(image_root).with_suffix(".webp")
+        dst = out_root / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        ok, buf = cv2.imencode(".webp", load_image(s.path), [cv2.IMWRITE_WEBP_QUALITY, quality])
+        if not ok:
+            raise RuntimeError(f"could not encode {s.path}")
+        dst.write_bytes(buf.tobytes())
+        s.path = dst
+        total += len(buf)
+        bar.update(1)
+    bar.close()
+    return total
+
+
+def pack_imagenet(src: Path, dst: Path) -> None:
+    """Keep the ``features.*`` tensors of an ImageNet state dict, floating ones as float16
+    (``load_state_dict`` converts them back to the model's float32)."""
+    import torch
+
+    state = torch.load(src, map_location="cpu", weights_only=True)
+    small = {k: (v.half() if v.is_floating_point() else v) for k, v in state.items() if k.startswith("features.")}
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(small, dst)
+
+
+def pack(configs: list[Config], out: Path, quality: int = 45, max_crops: int | None = None) -> list[str]:
+    """Write the pack for ``configs`` (same training data expected) to ``out``; returns the
+    ``--set`` overrides that point a recipe at the packed files. ``max_crops`` keeps that many
+    landmark crops (a fixed subset: the lowest SHA-1 of the name)."""
+    from .trainer import load_paste_crops, load_samples
+
+    first = configs[0]
+    out.mkdir(parents=True, exist_ok=True)
+    samples = load_samples(first)
+    image_root = resolve(first.data.train_images)
+    n_bytes = pack_images(samples, image_root, out / IMAGES, quality)
+    log.info("images: %d, %.1f MB", len(samples), n_bytes / 1e6)
+    write_retinaface_labels(samples, out / LABELS, out / IMAGES)
+    with open(out / LABELS, "rb") as f, gzip.open(str(out / LABELS) + ".gz", "wb", compresslevel=9) as g:
+        shutil.copyfileobj(f, g)
+    (out / LABELS).unlink()  # the .gz travels; unpack with `gunzip -k`
+
+    crops = [c for c in load_paste_crops(first) if c.box is not None]
+    if max_crops is not None and len(crops) > max_crops:
+        import hashlib
+
+        crops = sorted(crops, key=lambda c: hashlib.sha1(c.name.encode()).hexdigest())[:max_crops]
+    lines, names, boxes = [], [], []
+    crop_root = resolve(first.data.landmark_crops).parent
+    for c in crops:
+        dst = out / "data/landmarks5" / c.name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(crop_root / c.name, dst)
+        lines.append(c.name + " " + " ".join(f"{v:.2f}" for v in c.landmarks.reshape(-1)))
+        names.append(c.name)
+        boxes.append(c.box)
+    (out / CROPS).write_text("\n".join(lines) + "\n")
+    np.savez_compressed(out / CROP_BOXES, names=np.asarray(names), boxes=np.asarray(boxes, np.float32).reshape(-1, 4))
+    log.info("landmark crops: %d", len(crops))
+
+    for cfg in configs:
+        if cfg.model.imagenet_weights:
+            pack_imagenet(resolve(cfg.model.imagenet_weights), out / cfg.model.imagenet_weights)
+    return [f"data.train_labels={LABELS}", f"data.train_images={IMAGES}", f"data.landmark_crops={CROPS}",
+            f"data.landmark_crop_boxes={CROP_BOXES}"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m facelite.train.pack", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", action="append", required=True, help="recipe(s) whose data to pack")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--quality", type=int, default=45, help="WebP quality of the images (1-100)")
+    p.add_argument("--max-crops", type=int, default=None, help="keep at most this many landmark crops")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    sets = pack([load_config(c) for c in args.config], args.out, args.quality, args.max_crops)
+    size = sum(f.stat().st_size for f in args.out.rglob("*") if f.is_file())
+    print(f"pack: {args.out} ({size / 2**20:.1f} MiB); run a recipe on it with FACELITE_SHARED={args.out} and")
+    print("  " + " ".join(f"--set {s}" for s in sets))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
