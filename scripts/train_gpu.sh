@@ -2,7 +2,7 @@
 # Train the two shipped recipes (alpha 1.0 and 0.35) side by side on one CUDA GPU, from a data
 # pack made by `python -m facelite.train.pack` (default: .devdata), within a wall-clock budget.
 #
-#   scripts/train_gpu.sh [BUDGET_SECONDS]        # env: OUT (results), PACK, DEVICE, WORKERS, EXTRA
+#   scripts/train_gpu.sh [BUDGET_SECONDS]   # env: OUT (results), PACK, ALPHAS ("1.0 0.35"), DEVICE, WORKERS, EXTRA
 #
 # Each run's schedule length is fitted to the budget (`facelite train --time-budget`); the runs'
 # weights.pt (EMA weights, what `facelite export --checkpoint` takes), train.log, losses.csv and
@@ -21,14 +21,14 @@ sets=(--set data.train_labels=data/widerface/train/label.txt --set data.train_im
       --set data.landmark_crops=data/landmarks5/landmarks.txt --set data.landmark_crop_boxes=data/landmarks5/crop_boxes.npz
       --set "train.device=${DEVICE:-cuda}" --set "train.workers=${WORKERS:-7}" --set train.eval_every=0)
 pids=()
-for a in 1.0 0.35; do
+for a in ${ALPHAS:-1.0 0.35}; do
   # shellcheck disable=SC2086
   python3 -m facelite.cli train --config "configs/mobilenetv2-$a.toml" --run-dir "$runs/a$a" "${sets[@]}" ${EXTRA:-} \
     --time-budget "$budget" > "$runs/a$a.out" 2>&1 &
   pids+=($!)
 done
 sync_out() {
-  for a in 1.0 0.35; do
+  for a in ${ALPHAS:-1.0 0.35}; do
     for f in weights.pt train.log losses.csv config.json; do
       [ -f "$runs/a$a/$f" ] && cp "$runs/a$a/$f" "$out/tmp_copy" && mv "$out/tmp_copy" "$out/a${a}_$f"
     done
@@ -42,9 +42,9 @@ while :; do
   [ $alive = 0 ] && break
   sleep 10
   if (( ($(date +%s) - t0) % 60 < 10 )); then
-    for a in 1.0 0.35; do echo "[a$a] $(grep -a 'INFO epoch\|schedule set\|Error\|error' "$runs/a$a.out" | tail -n 1)"; done
+    for a in ${ALPHAS:-1.0 0.35}; do echo "[a$a] $(grep -a 'INFO epoch\|schedule set\|Error\|error' "$runs/a$a.out" | tail -n 1)"; done
   fi
 done
-for i in 0 1; do wait "${pids[$i]}"; echo "run $i exit $?"; done
-for a in 1.0 0.35; do echo "== a$a"; grep -av '^epoch .*step/s' "$runs/a$a.out" | tail -n 8; done
+for p in "${pids[@]}"; do wait "$p"; echo "run $p exit $?"; done
+for a in ${ALPHAS:-1.0 0.35}; do echo "== a$a"; grep -av '^epoch .*step/s' "$runs/a$a.out" | tail -n 8; done
 ls -la "$out"

@@ -129,3 +129,31 @@ def test_config_overrides():
     for bad in ["epochs=3", "train.nope=1", "train.epochs=abc", "optim.lr=1"]:
         with pytest.raises(ValueError):
             apply_overrides(cfg, [bad])
+
+
+def test_init_from_weights_and_distil_from_a_teacher(tiny_config, tmp_path):
+    first = train(tiny_config, stop_after=1)
+    cfg = tiny_config
+    cfg.train.run_dir = str(tmp_path / "student")
+    cfg.model.init_weights = str(first / "weights.pt")
+    cfg.model.teacher = str(first / "weights.pt")
+    run = train(cfg, stop_after=1)
+    log = (run / "train.log").read_text()
+    assert "initialised from" in log and "distilling from" in log
+    rows = list(csv.DictReader((run / "losses.csv").open()))
+    assert np.isfinite(float(rows[0]["total"]))
+
+
+def test_distill_loss_is_zero_when_student_equals_teacher():
+    from facelite.train.loss import distill_loss
+
+    g = torch.Generator().manual_seed(0)
+    logits, lmk = torch.randn(2, 6, 2, generator=g), torch.randn(2, 6, 10, generator=g)
+    labels = torch.tensor([[1, 0, 0, 1, 0, 0], [0, 0, 1, 0, 0, 0]])
+    mask = torch.tensor([[True, False, False, False, False, False], [False] * 6])
+    same = distill_loss(logits, lmk, logits, lmk, labels, mask)
+    assert float(same["cls"]) == pytest.approx(0.0, abs=1e-6) and float(same["landmarks"]) == 0.0
+    diff = distill_loss(logits, lmk, logits.flip(-1), lmk + 1, labels, mask)
+    assert float(diff["cls"]) > 0.1
+    # landmarks: only the 2 positives without labelled landmarks count, each |1| error -> 0.5 per value x 10
+    assert float(diff["landmarks"]) == pytest.approx(5.0)

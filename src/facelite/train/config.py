@@ -19,6 +19,8 @@ class ModelConfig:
     alpha: float = 0.35
     fpn_channels: int = 64
     imagenet_weights: str = ""
+    init_weights: str = ""  # start from a weights.pt / best.pt of an earlier run instead of ImageNet
+    teacher: str = ""  # weights.pt / best.pt of a trained facelite model to distil from (same anchors)
 
 
 @dataclass
@@ -53,6 +55,8 @@ class TrainConfig:
     bf16: bool = True  # autocast to bfloat16 (CPU with bf16 instructions, or CUDA)
     channels_last: bool = True
     device: str = "auto"  # "cpu", "cuda" or "auto" (CUDA when available)
+    distill_cls: float = 1.0  # weight of the teacher's face probabilities (KL) when model.teacher is set
+    distill_landmarks: float = 0.5  # weight of the teacher's landmarks on positives without labelled ones
     eval_every: int = 5
     eval_input_sizes: list[int] = field(default_factory=lambda: [640])
     log_every: int = 20

@@ -50,3 +50,22 @@ def multibox_loss(logits: torch.Tensor, box_pred: torch.Tensor, lmk_pred: torch.
     cls_loss = ce[pos | neg].sum() / num_pos
     total = w.box * box_loss + w.cls * cls_loss + w.landmarks * lmk_loss
     return {"total": total, "cls": cls_loss.detach(), "box": box_loss.detach(), "landmarks": lmk_loss.detach()}
+
+
+def distill_loss(logits: torch.Tensor, lmk_pred: torch.Tensor, t_logits: torch.Tensor, t_lmk: torch.Tensor,
+                 labels: torch.Tensor, lmk_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Knowledge distillation from a teacher with the same anchors (all (B, N, 2 | 10)).
+
+    - ``cls``: KL(teacher || student) of the face/background distribution, summed over all anchors
+      and divided by the number of positives (the scale of the classification loss);
+    - ``landmarks``: smooth-L1 to the teacher's landmark offsets on positives that have no labelled
+      landmarks (most WIDER faces), divided by their number.
+    """
+    logits, lmk_pred = logits.float(), lmk_pred.float()
+    t_logits, t_lmk = t_logits.float(), t_lmk.float()
+    pos = labels > 0
+    num_pos = pos.sum().clamp(min=1).float()
+    kl = F.kl_div(F.log_softmax(logits, -1), F.log_softmax(t_logits, -1), log_target=True, reduction="sum")
+    unl = pos & ~lmk_mask
+    lmk = F.smooth_l1_loss(lmk_pred[unl], t_lmk[unl], reduction="sum") / unl.sum().clamp(min=1).float()
+    return {"cls": kl / num_pos, "landmarks": lmk}

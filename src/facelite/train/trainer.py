@@ -24,7 +24,7 @@ from .augment import AugmentConfig
 from .config import Config, resolve
 from .data import Sample, read_landmark_crops, read_retinaface_labels, read_wider_txt
 from .dataset import FaceDataset, Normalizer
-from .loss import LossWeights, multibox_loss
+from .loss import LossWeights, distill_loss, multibox_loss
 from .pseudolabel import attach_crop_boxes
 
 log = logging.getLogger("facelite.train")
@@ -76,6 +76,39 @@ class EpochSampler(torch.utils.data.Sampler):
         gen = torch.Generator().manual_seed(self.seed * 1000 + self.epoch)
         for i in torch.randperm(self.n, generator=gen).tolist():
             yield (self.epoch, i)
+
+
+def load_weights(model: torch.nn.Module, path: Path, spec: ModelSpec) -> int:
+    """Load a weights.pt / best.pt / last.pt (EMA weights when present) into ``model``; the file's
+    spec must describe the same network. Returns the tensor count."""
+    ck = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(ck, dict) or "spec" not in ck:
+        raise ValueError(f"{path}: not a facelite checkpoint (no 'spec')")
+    other = ModelSpec.from_json(ck["spec"])
+    if (other.alpha, other.fpn_channels) != (spec.alpha, spec.fpn_channels):
+        raise ValueError(f"{path}: alpha {other.alpha} / FPN {other.fpn_channels} does not match the recipe's "
+                         f"{spec.alpha} / {spec.fpn_channels}")
+    state = {k: v.float() if v.is_floating_point() else v for k, v in ck.get("ema", ck["model"]).items()}
+    model.load_state_dict(state)
+    return len(state)
+
+
+def load_teacher(path: Path, spec: ModelSpec) -> tuple[torch.nn.Module, ModelSpec]:
+    """A trained facelite model as a frozen teacher; its anchors must equal the student's."""
+    from ..nn.retinaface import RetinaFace
+
+    ck = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(ck, dict) or "spec" not in ck:
+        raise ValueError(f"{path}: not a facelite checkpoint (no 'spec')")
+    t_spec = ModelSpec.from_json(ck["spec"])
+    if (t_spec.strides, t_spec.min_sizes) != (spec.strides, spec.min_sizes):
+        raise ValueError(f"{path}: the teacher's anchors differ from the student's")
+    teacher = RetinaFace(t_spec)
+    teacher.load_state_dict({k: v.float() if v.is_floating_point() else v
+                             for k, v in ck.get("ema", ck["model"]).items()})
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher, t_spec
 
 
 def resolve_device(name: str) -> torch.device:
@@ -233,7 +266,10 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None,
     from ..nn.retinaface import RetinaFace
 
     model = RetinaFace(spec)
-    if cfg.model.imagenet_weights:
+    if cfg.model.init_weights:
+        n = load_weights(model, resolve(cfg.model.init_weights), spec)
+        log.info("initialised from %s (%d tensors)", cfg.model.init_weights, n)
+    elif cfg.model.imagenet_weights:
         n = model.backbone.load_imagenet(resolve(cfg.model.imagenet_weights))
         log.info("ImageNet backbone: loaded %d tensors from %s", n, cfg.model.imagenet_weights)
     samples = load_samples(cfg)
@@ -263,6 +299,15 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None,
     if cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     normalize = Normalizer(spec).to(device)
+    teacher = t_normalize = None
+    if cfg.model.teacher:
+        teacher, t_spec = load_teacher(resolve(cfg.model.teacher), spec)
+        teacher = teacher.to(device).eval()
+        if cfg.train.channels_last:
+            teacher = teacher.to(memory_format=torch.channels_last)
+        t_normalize = Normalizer(t_spec).to(device)
+        log.info("distilling from %s (%s): cls weight %g, landmark weight %g", cfg.model.teacher, t_spec.name,
+                 cfg.train.distill_cls, cfg.train.distill_landmarks)
     weights = LossWeights()
 
     loss_csv = run_dir / "losses.csv"
@@ -306,6 +351,15 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None,
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.train.bf16):
                 logits, boxes, lmks = model(x)
             losses = multibox_loss(logits, boxes, lmks, labels, box_t, lmk_t, lmk_mask, weights)
+            if teacher is not None:
+                with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.train.bf16):
+                    xt = t_normalize(imgs)
+                    if cfg.train.channels_last:
+                        xt = xt.contiguous(memory_format=torch.channels_last)
+                    t_logits, _, t_lmks = teacher(xt)
+                kd = distill_loss(logits, lmks, t_logits, t_lmks, labels, lmk_mask)
+                losses["total"] = (losses["total"] + cfg.train.distill_cls * kd["cls"]
+                                   + cfg.train.distill_landmarks * kd["landmarks"])
             if not torch.isfinite(losses["total"]):
                 bad_steps += 1
                 optimizer.zero_grad(set_to_none=True)
