@@ -162,15 +162,24 @@ def test_trained_peer_finds_the_astronaut(peer_model_path, image):
     assert box_iou(shifted, np.array(ASTRONAUT_BOX))[0, 0] > 0.85
 
 
-@pytest.mark.skipif(
-    not shipped_path("mobilenetv2-0.35").is_file(), reason="the trained mobilenetv2-0.35 weights are not shipped yet"
-)
+@pytest.mark.parametrize("model", ["mobilenetv2-0.35", "mobilenetv2-1.0"])
 @pytest.mark.parametrize("precision", ["float32", "int8"])
 @pytest.mark.parametrize("input_size", [320, 640])
-def test_default_shipped_model_finds_the_astronaut(image, precision, input_size):
-    faces = facelite.FaceDetector(precision=precision, input_size=input_size).detect(image)
-    assert faces, "the shipped default model found no face in the sample image"
+def test_shipped_models_find_the_astronaut_and_her_landmarks(image, model, precision, input_size):
+    if not shipped_path(model, precision).is_file():
+        pytest.skip(f"{model} {precision} is not shipped in this installation")
+    faces = facelite.FaceDetector(model, precision=precision, input_size=input_size).detect(image)
+    assert faces, f"{model} found no face in the sample image"
     assert faces[0].score > 0.9
     assert box_iou(np.array(faces[0].box), np.array(ASTRONAUT_BOX))[0, 0] > 0.7
-    eyes = faces[0].landmarks[:2]
-    assert eyes[0, 0] < eyes[1, 0]  # left eye (as seen) left of the right eye
+    # landmarks: mean error below 15 % of the inter-ocular distance (~42 px here), in the right order
+    ref = np.array(ASTRONAUT_LANDMARKS)
+    err = np.linalg.norm(faces[0].landmarks - ref, axis=1).mean() / np.linalg.norm(ref[0] - ref[1])
+    assert err < 0.15, f"landmark error {err:.1%} of the inter-ocular distance"
+
+
+def test_default_detector_is_the_small_float32_model():
+    if not shipped_path("mobilenetv2-0.35").is_file():
+        pytest.skip("mobilenetv2-0.35 is not shipped in this installation")
+    det = facelite.FaceDetector()
+    assert det.spec.alpha == 0.35 and det.precision == "float32"

@@ -122,7 +122,8 @@ def test_config_overrides():
     from facelite.train.config import apply_overrides
 
     cfg = Config()
-    apply_overrides(cfg, ["train.epochs=7", "train.lr=1", "data.crop_scales=[0.5, 1.0]", "train.device=cuda",
+    cfg.train.warmup_epochs = 2  # as a TOML file may give it (int)
+    apply_overrides(cfg, ["train.warmup_epochs=0.5", "train.epochs=7", "train.lr=1", "data.crop_scales=[0.5, 1.0]", "train.device=cuda",
                           "data.train_labels=x/label.txt", "train.bf16=false"])
     assert (cfg.train.epochs, cfg.train.lr, cfg.data.crop_scales) == (7, 1.0, [0.5, 1.0])
     assert (cfg.train.device, cfg.data.train_labels, cfg.train.bf16) == ("cuda", "x/label.txt", False)
@@ -157,3 +158,43 @@ def test_distill_loss_is_zero_when_student_equals_teacher():
     assert float(diff["cls"]) > 0.1
     # landmarks: only the 2 positives without labelled landmarks count, each |1| error -> 0.5 per value x 10
     assert float(diff["landmarks"]) == pytest.approx(5.0)
+
+
+def test_trainable_prefixes_freeze_the_rest(tiny_config, tmp_path):
+    first = train(tiny_config, stop_after=1)
+    cfg = tiny_config
+    cfg.train.run_dir = str(tmp_path / "heads")
+    cfg.model.init_weights = str(first / "weights.pt")
+    cfg.train.trainable = ["lmk_heads"]
+    cfg.train.ema_decay = 0.0
+    run = train(cfg, stop_after=1)
+    before = torch.load(first / "weights.pt", map_location="cpu", weights_only=True)["model"]
+    after = torch.load(run / "weights.pt", map_location="cpu", weights_only=True)["model"]
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith("lmk_heads") for k in changed)  # BN statistics untouched too
+    cfg.train.trainable = ["nope"]
+    cfg.train.run_dir = str(tmp_path / "bad")
+    with pytest.raises(ValueError, match="matches no parameter"):
+        train(cfg)
+
+
+def test_pack_keeps_landmark_order(tmp_path):
+    from facelite.evaluation.landmarks import read_landmarks_file
+
+    from facelite.train.pack import landmark_line
+
+    pts = np.arange(10, dtype=np.float32).reshape(5, 2)
+    (tmp_path / "landmarks.txt").write_text(landmark_line("a.jpg", pts) + "\n")
+    _, back = read_landmarks_file(tmp_path / "landmarks.txt")
+    np.testing.assert_allclose(back[0], pts)
+
+
+def test_training_curves_plots(tiny_config, tmp_path):
+    pytest.importorskip("matplotlib")
+    from facelite.train.curves import plot_run, plot_stages
+
+    run = train(tiny_config, stop_after=1)
+    for out in (plot_run(run, tmp_path / "run.png"),
+                plot_stages([("a", run / "losses.csv"), ("b", run / "losses.csv")], tmp_path / "stages.png")):
+        img = cv2.imread(str(out))
+        assert img is not None and img.shape[0] > 100 and img.std() > 0

@@ -7,7 +7,7 @@ Relative data paths are resolved against the shared data folder
 from __future__ import annotations
 
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,7 @@ class TrainConfig:
     device: str = "auto"  # "cpu", "cuda" or "auto" (CUDA when available)
     distill_cls: float = 1.0  # weight of the teacher's face probabilities (KL) when model.teacher is set
     distill_landmarks: float = 0.5  # weight of the teacher's landmarks on positives without labelled ones
+    trainable: list[str] = field(default_factory=list)  # module prefixes to train (others frozen); [] = all
     eval_every: int = 5
     eval_input_sizes: list[int] = field(default_factory=lambda: [640])
     log_every: int = 20
@@ -117,7 +118,8 @@ def apply_overrides(cfg: Config, items: list[str]) -> None:
             parsed = tomllib.loads(f"v = {value}")["v"]
         except tomllib.TOMLDecodeError:
             parsed = value.strip()
-        current = getattr(target, name)
+        f = next(f for f in fields(target) if f.name == name)
+        current = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
         if isinstance(current, float) and isinstance(parsed, int) and not isinstance(parsed, bool):
             parsed = float(parsed)
         if isinstance(current, str) and not isinstance(parsed, str):

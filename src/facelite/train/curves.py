@@ -43,3 +43,31 @@ def plot_run(run_dir: str | Path, out: str | Path, title: str = "") -> Path:
         ax2.legend(fontsize=8)
     fig.suptitle(title or run_dir.name)
     return save_figure(fig, out, dpi=110)
+
+
+def plot_stages(stages: list[tuple[str, str | Path]], out: str | Path, title: str = "") -> Path:
+    """Loss parts per epoch of consecutive training stages (each a ``losses.csv``) on one
+    epoch axis, a dotted line and the stage name at each boundary."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(10, 4))
+    offset = 0
+    colors = {"total": "C0", "cls": "C1", "box": "C2", "landmarks": "C3"}
+    for k, (name, path) in enumerate(stages):
+        rows = _read(Path(path))
+        ep = [offset + int(r["epoch"]) for r in rows]
+        for key, color in colors.items():
+            ax.plot(ep, [float(r[key]) for r in rows], color=color, label=key if k == 0 else None)
+        ax.axvline(offset + 0.5, color="grey", ls=":", lw=1)
+        ax.text(offset + 1, 0.98, name, transform=ax.get_xaxis_transform(), va="top", rotation=90, fontsize=8)
+        offset = ep[-1] if ep else offset
+    ax.set_xlabel("epoch (all stages)")
+    ax.set_ylabel("training loss (epoch mean)")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left")
+    fig.suptitle(title)
+    return save_figure(fig, out, dpi=110)

@@ -37,6 +37,11 @@ CROPS = "data/landmarks5/landmarks.txt"
 CROP_BOXES = "data/landmarks5/crop_boxes.npz"
 
 
+def landmark_line(name: str, points: np.ndarray) -> str:
+    """A ``landmarks.txt`` line: the name, then x1..x5 and y1..y5 of ``points`` (5, 2)."""
+    return name + " " + " ".join(f"{v:.3f}" for v in np.asarray(points).T.reshape(-1))
+
+
 def pack_images(samples, image_root: Path, out_root: Path, quality: int) -> int:
     """Re-encode each sample's image as WebP at ``quality`` under ``out_root`` (same relative path,
     ``.webp`` suffix; pixel size unchanged). Returns the bytes written."""
@@ -96,7 +101,7 @@ def pack(configs: list[Config], out: Path, quality: int = 45, max_crops: int | N
         dst = out / "data/landmarks5" / c.name
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(crop_root / c.name, dst)
-        lines.append(c.name + " " + " ".join(f"{v:.2f}" for v in c.landmarks.reshape(-1)))
+        lines.append(landmark_line(c.name, c.landmarks))
         names.append(c.name)
         boxes.append(c.box)
     (out / CROPS).write_text("\n".join(lines) + "\n")

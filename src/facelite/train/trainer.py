@@ -111,6 +111,34 @@ def load_teacher(path: Path, spec: ModelSpec) -> tuple[torch.nn.Module, ModelSpe
     return teacher, t_spec
 
 
+def freeze_except(model: torch.nn.Module, prefixes: list[str]) -> int:
+    """Freeze every parameter whose name starts with none of ``prefixes`` (``[]``: train all).
+    Returns the number of frozen tensors; raises ``ValueError`` when a prefix matches nothing."""
+    if not prefixes:
+        return 0
+    names = [n for n, _ in model.named_parameters()]
+    for pre in prefixes:
+        if not any(n.startswith(pre) for n in names):
+            raise ValueError(f"train.trainable: {pre!r} matches no parameter (e.g. {names[0]!r})")
+    frozen = 0
+    for n, p in model.named_parameters():
+        keep = any(n.startswith(pre) for pre in prefixes)
+        p.requires_grad_(keep)
+        frozen += not keep
+    return frozen
+
+
+def set_train_mode(model: torch.nn.Module, prefixes: list[str]) -> None:
+    """Train mode for the trainable modules only: frozen batch-norm layers keep their statistics."""
+    if not prefixes:
+        model.train()
+        return
+    model.eval()
+    for name, m in model.named_modules():
+        if name and any(name.startswith(pre) for pre in prefixes):
+            m.train()
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -192,7 +220,8 @@ def augment_config(cfg: Config, spec: ModelSpec) -> AugmentConfig:
 def build_optimizer(model: torch.nn.Module, cfg: Config, fused: bool = False) -> torch.optim.Optimizer:
     decay, no_decay = [], []
     for p in model.parameters():
-        (no_decay if p.ndim <= 1 else decay).append(p)
+        if p.requires_grad:
+            (no_decay if p.ndim <= 1 else decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.train.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     if cfg.train.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.train.lr, momentum=cfg.train.momentum, nesterov=True)
@@ -286,6 +315,9 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None,
     if ck is not None:
         model.load_state_dict(ck["model"])
     model = model.to(device)
+    frozen = freeze_except(model, cfg.train.trainable)
+    if frozen:
+        log.info("training only %s (%d tensors frozen)", ", ".join(cfg.train.trainable), frozen)
     optimizer = build_optimizer(model, cfg, fused=device.type == "cuda")
     ema = ModelEMA(model, cfg.train.ema_decay, cfg.train.ema_warmup_steps) if cfg.train.ema_decay > 0 else None
     if ck is not None:
@@ -332,7 +364,7 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None,
     while epoch < end_epoch:
         sampler.epoch = epoch
         dataset.epoch = epoch  # for workers=0 and the first workers' start
-        model.train()
+        set_train_mode(model, cfg.train.trainable)
         sums = torch.zeros(4, device=device)
         n_steps = 0
         bad_steps = 0
