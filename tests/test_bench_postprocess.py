@@ -4,6 +4,7 @@ stay a small share of detect()."""
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import numpy as np
@@ -179,7 +180,7 @@ def test_nms_ranked_fetches_only_the_prefix_it_needs() -> None:
 
     got = nms_ranked(fetch, 0.4, keep_top_k=300, count=len(ranked))
     np.testing.assert_array_equal(got, want[:300])
-    assert fetched[0][0] == 0 and all(a[1] == b[0] for a, b in zip(fetched, fetched[1:]))  # consecutive chunks
+    assert fetched[0][0] == 0 and all(a[1] == b[0] for a, b in itertools.pairwise(fetched))  # consecutive chunks
     assert fetched[-1][1] < len(ranked)  # the tail of the ranking was never made
     np.testing.assert_array_equal(nms_ranked(ranked, 0.4), want)
     with pytest.raises(ValueError):
