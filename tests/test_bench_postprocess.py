@@ -120,6 +120,34 @@ def test_extreme_inputs_follow_the_loop() -> None:
     np.testing.assert_array_equal(nms(boxes, scores, -0.5), _dense(boxes, scores, -0.5))  # everything overlaps
 
 
+def test_few_boxes_take_the_all_pairs_path() -> None:
+    rng = np.random.default_rng(21)
+    for n in range(1, nms_module._SMALL + 1):
+        xy = np.round(rng.uniform(0, 40, (n, 2)))
+        wh = np.round(rng.uniform(-2, 25, (n, 2)))
+        boxes = np.concatenate([xy, xy + wh], 1).astype(np.float32)
+        scores = np.round(rng.random(n), 1).astype(np.float32)
+        for thr in (0.0, 0.3, 0.6):
+            want = _dense(boxes, scores, thr)
+            np.testing.assert_array_equal(nms(boxes, scores, thr), want)
+            np.testing.assert_array_equal(nms(boxes, scores, thr, keep_top_k=3), want[:3])
+
+
+def test_prefix_extensions_give_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a tiny first prefix and chunks: many extensions, each with the boxes kept so far
+    boxes, scores = _anchor_like(np.random.default_rng(13), 3000)
+    want = _dense(boxes, scores, 0.4)
+    monkeypatch.setattr(nms_module, "_FIRST_PREFIX", 0.2)
+    monkeypatch.setattr(nms_module, "_MIN_CHUNK", 64)
+    calls = []
+    greedy = nms_module._greedy
+    monkeypatch.setattr(nms_module, "_greedy", lambda b, t, limit, fixed=0: calls.append(fixed) or greedy(b, t, limit, fixed))
+    for k in (500, 1200):
+        calls.clear()
+        np.testing.assert_array_equal(nms(boxes, scores, 0.4, keep_top_k=k), want[:k])
+        assert len(calls) >= 2 and calls[0] == 0 and all(f > 0 for f in calls[1:])
+
+
 def test_long_suppression_chain() -> None:
     # each box overlaps the next one by IoU 0.82 > 0.5, in decreasing score order: greedy keeps every
     # other box, and every round of the settling decides only the next two boxes

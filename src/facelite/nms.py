@@ -154,7 +154,7 @@ def nms_ranked(
     # far plus the next ones: a suppressed box suppresses nothing, and kept boxes do not suppress
     # each other, so this gives exactly the greedy result of the longer prefix.
     m = n if limit == n else max(math.ceil(_FIRST_PREFIX * limit), _MIN_CHUNK)
-    if 5 * m > 4 * n:
+    if _ALL_AT_ONCE * m >= n:
         m = n
     kept = np.empty(0, dtype=np.int64)
     cols = np.empty((0, 4), dtype=np.float32)
@@ -164,7 +164,7 @@ def nms_ranked(
         if len(new) != m - done:
             raise ValueError(f"boxes({done}, {m}) returned {len(new)} boxes")
         cols = np.concatenate([cols, new]) if len(kept) else np.ascontiguousarray(new)
-        res = _greedy(cols, thr, limit)
+        res = _greedy(cols, thr, limit, fixed=len(kept))
         kept = (np.concatenate([kept, np.arange(done, m)]) if len(kept) else np.arange(done, m))[res]
         done = m
         if len(kept) >= limit or done == n:
@@ -173,12 +173,15 @@ def nms_ranked(
         # the next chunk: enough for the missing kept boxes at the rate seen so far, with a margin
         rate = max(len(kept) / done, 0.05)
         m = done + max(math.ceil(1.25 * (limit - len(kept)) / rate), _MIN_CHUNK)
-        if 5 * m > 4 * n:
+        if _ALL_AT_ONCE * m >= n:
             m = n
 
 
 _FIRST_PREFIX = 1.5
 """With ``keep_top_k``, :func:`nms_ranked` first looks at this many times ``keep_top_k`` boxes."""
+
+_ALL_AT_ONCE = 1.25
+""":func:`nms_ranked` processes all boxes at once when a prefix would hold more than 1 / this of them."""
 
 _MIN_CHUNK = 256
 """Fewest boxes :func:`nms_ranked` adds to the processed prefix at a time."""
@@ -187,9 +190,10 @@ _MAX_PAIRS = 1 << 22
 """Above this many candidate pairs, :func:`nms_ranked` falls back to the loop (bounded memory)."""
 
 
-def _greedy(boxes: np.ndarray, thr: float, limit: int) -> np.ndarray:
+def _greedy(boxes: np.ndarray, thr: float, limit: int, fixed: int = 0) -> np.ndarray:
     """Greedy NMS of ranked (N, 4) float32 boxes: kept indices, ascending (all of them, or at
-    least the first ``limit`` when it comes from the loop)."""
+    least the first ``limit`` when it comes from the loop). The first ``fixed`` boxes are known to
+    be kept (the result of a shorter prefix): no pair of them needs testing."""
     n = len(boxes)
     if n == 0:
         return np.empty(0, dtype=np.int64)
@@ -199,6 +203,8 @@ def _greedy(boxes: np.ndarray, thr: float, limit: int) -> np.ndarray:
     hi = max(float(x2.max()), float(y2.max()))
     if not (thr >= 0.0 and -_MAX_COORD <= lo and hi <= _MAX_COORD):  # NaN, infinities, huge values
         return _greedy_dense(x1, y1, x2, y2, areas, thr, limit)
+    if n <= _SMALL:
+        return _greedy_small(x1, y1, x2, y2, areas, thr)[:limit]
     # A few steps of the loop first, while each kept box suppresses many others: the big clusters
     # around large faces (hundreds of boxes, all overlapping each other) go away at the cost of one
     # step each, instead of one edge per pair of their boxes. Crowds of small faces stop it at once.
@@ -207,7 +213,8 @@ def _greedy(boxes: np.ndarray, thr: float, limit: int) -> np.ndarray:
         return head
     if len(rest) < n:
         boxes, areas = boxes[rest], areas[rest]
-    edges = _banded_edges(boxes, areas, thr)
+        fixed = int(np.searchsorted(rest, fixed))  # the known kept boxes among the rest come first
+    edges = _banded_edges(boxes, areas, thr, fixed)
     if edges is None:
         x1, y1, x2, y2 = (np.ascontiguousarray(boxes[:, k]) for k in range(4))
         pairs = _overlap_candidates(x1, y1, x2, y2)
@@ -219,6 +226,36 @@ def _greedy(boxes: np.ndarray, thr: float, limit: int) -> np.ndarray:
         hit = np.flatnonzero(_iou_above(lo2, hi2, areas, i, j, thr))
         edges = i[hit], j[hit]
     return np.concatenate([head, rest[_settle(len(rest), *edges)]])
+
+
+_SMALL = 40
+"""Up to this many boxes, :func:`_greedy` tests all pairs at once (:func:`_greedy_small`)."""
+
+
+def _greedy_small(x1: np.ndarray, y1: np.ndarray, x2: np.ndarray, y2: np.ndarray, areas: np.ndarray, thr: float) -> np.ndarray:
+    """Greedy NMS of a few ranked boxes from their matrix of ``IoU > thr`` (the loop's float32
+    operations, on all pairs at once): kept indices, ascending."""
+    iw = np.minimum(x2[:, None], x2[None, :])
+    iw -= np.maximum(x1[:, None], x1[None, :])
+    np.maximum(iw, 0, out=iw)
+    ih = np.minimum(y2[:, None], y2[None, :])
+    ih -= np.maximum(y1[:, None], y1[None, :])
+    np.maximum(ih, 0, out=ih)
+    iw *= ih
+    union = areas[:, None] + areas[None, :]
+    union -= iw
+    np.maximum(union, 1e-12, out=union)
+    iw /= union
+    over = (~(iw <= thr)).tolist()
+    alive = [True] * len(x1)
+    keep = []
+    for i, row in enumerate(over):
+        if alive[i]:
+            keep.append(i)
+            for j in range(i + 1, len(row)):
+                if row[j]:
+                    alive[j] = False
+    return np.asarray(keep, dtype=np.int64)
 
 
 _DENSE_MIN_SUPPRESSED = 8
@@ -261,10 +298,11 @@ _ROW_FACTOR = 2.0
 """Row height of a level's buckets, in shrunk-box heights of the level's largest (square) box."""
 
 
-def _banded_edges(boxes: np.ndarray, areas: np.ndarray, thr: float) -> tuple[np.ndarray, np.ndarray] | None:
+def _banded_edges(boxes: np.ndarray, areas: np.ndarray, thr: float, fixed: int = 0) -> tuple[np.ndarray, np.ndarray] | None:
     """All pairs ``(i, j)``, ``i < j``, of the ranked (N, 4) float32 boxes with float32 IoU > ``thr``
-    (as two index arrays; a pair may be listed twice). ``None`` when the pairing does not apply
-    (see the module doc): the caller then uses another path."""
+    (as two index arrays; a pair may be listed twice), except pairs of two of the first ``fixed``
+    boxes. ``None`` when the pairing does not apply (see the module doc): the caller then uses
+    another path."""
     # a margin far above the float32 rounding of the IoU (~1e-6 relative): every pair the loop
     # suppresses has an exact IoU above t, hence satisfies the bounds derived from t
     t = thr * (1.0 - 1e-4)
@@ -355,6 +393,10 @@ def _banded_edges(boxes: np.ndarray, areas: np.ndarray, thr: float) -> tuple[np.
     own, off = _expand(counts)
     a = np.concatenate([eb, qb])[own]
     b = eb[first_pos[own] + off]
+    if fixed:
+        rank = np.arange(m) if box is None else box
+        new = np.flatnonzero((rank[a] >= fixed) | (rank[b] >= fixed))
+        a, b = a[new], b[new]
     lo2, hi2 = _packed(boxes)
     hit = np.flatnonzero(_iou_above(lo2, hi2, areas, a, b, thr))
     a, b = a[hit], b[hit]
