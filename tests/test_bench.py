@@ -74,6 +74,17 @@ def test_stages_add_up(quick_run) -> None:
     assert sum(s["shares"].values()) == pytest.approx(1.0, abs=0.01)
 
 
+def test_stages_have_a_crowded_image_row(quick_run) -> None:
+    result, out = quick_run
+    c = result["stages"].get("crowded")
+    if not result["postprocess"]["crowded_images"]:  # no shared data folder
+        assert c is None
+        return
+    assert c["image"] == result["postprocess"]["crowded_images"][0]["image"] and c["score_threshold"] == 0.02
+    assert c["samples"] >= 1 and 0 < c["postprocess_ms"] < c["mean_ms"] and 0 < c["postprocess_share"] < 1
+    assert "decoding + NMS, most crowded dev image" in (out / "bench.md").read_text()
+
+
 def test_postprocess_and_accuracy_sections(quick_run) -> None:
     result, _ = quick_run
     post = result["postprocess"]

@@ -75,3 +75,29 @@ def test_box_iou_known_values():
     a = np.array([[0, 0, 10, 10]], np.float32)
     b = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [10, 10, 20, 20], [0, 0, 0, 0]], np.float32)
     np.testing.assert_allclose(box_iou(a, b), [[1.0, 50 / 150, 0.0, 0.0]], rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_top_k_is_score_then_index_for_every_k(dtype):
+    rng = np.random.default_rng(3)
+    s = (np.round(rng.random(500) * 20) / 20).astype(dtype)  # many ties
+    s[:3] = [0.0, -0.0, 0.0]
+    want = sorted(range(len(s)), key=lambda i: (-float(s[i]), i))
+    for k in (None, 0, 1, 7, 250, 499, 500, 600):
+        got = top_k(s, k)
+        assert got.dtype == np.int64
+        assert got.tolist() == want[: len(s) if k is None else k]
+    neg = np.array([-1.0, 0.5, -3.0, 0.5], np.float32)  # negative scores: the general path
+    assert top_k(neg, 3).tolist() == [1, 3, 0]
+
+
+def test_nms_ranked_takes_ranked_boxes_or_a_function():
+    from facelite.nms import nms_ranked
+
+    rng = np.random.default_rng(12)
+    boxes, scores = _random_boxes(rng, 400)
+    order = top_k(scores, None)
+    want = _nms_py(boxes.tolist(), scores.tolist(), 0.45)
+    assert order[nms_ranked(boxes[order], 0.45)].tolist() == want
+    assert order[nms_ranked(lambda a, b: boxes[order[a:b]], 0.45, keep_top_k=20, count=400)].tolist() == want[:20]
+    assert nms_ranked(boxes[order], 0.45, keep_top_k=0).tolist() == []

@@ -70,8 +70,44 @@ def test_tensor_matches_reference(alpha, shape):
     assert tensor.shape == (1, 3, *box.padded_size)
     assert all(s % spec.pad_multiple == 0 for s in box.padded_size)
     assert max(box.resized_size) == 640
-    assert 2 * 640 >= max(shape)  # (shrinking by more than 2x would use INTER_AREA, not bilinear)
+    assert 2 * 640 >= max(shape)  # (shrinking by more than 2x averages: see the tests below)
     np.testing.assert_allclose(tensor, _reference(image, spec, box), atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(768, 1024), (683, 1024), (1365, 1024), (2000, 3001), (5, 1000), (1, 999)])
+@pytest.mark.parametrize("size", [320, 256, 100])
+def test_shrinking_more_than_2x_is_close_to_area_averaging(shape, size):
+    import cv2
+
+    from facelite.preprocess import _resize
+
+    # a smooth image with some texture: the halvings + bilinear stay within a few grey levels of
+    # INTER_AREA (the full box filter), and never move the content
+    yy, xx = np.mgrid[: shape[0], : shape[1]].astype(np.float32)
+    base = 128 + 60 * np.sin(xx / 37.0) * np.cos(yy / 23.0) + 20 * np.sin((xx + yy) / 9.0)
+    image = np.clip(np.stack([base, base[::-1], 255 - base], -1), 0, 255).astype(np.uint8)
+    box = letterbox_geometry(*shape, size, 32)
+    rh, rw = box.resized_size
+    got = _resize(image, box)
+    assert got.shape == (rh, rw, 3) and got.dtype == np.uint8
+    ref = cv2.resize(image, (rw, rh), interpolation=cv2.INTER_AREA)
+    diff = np.abs(got.astype(np.float32) - ref)
+    if min(rh, rw) > 4:
+        assert diff.mean() < 3.0 and np.percentile(diff, 99) < 16
+
+
+def test_shrinking_more_than_2x_keeps_the_geometry():
+    image = np.zeros((1000, 1600, 3), np.uint8)
+    image[400:480, 700:820] = 255  # corners (700, 400) - (820, 480)
+    spec = ModelSpec()
+    for size in (320, 200, 100):  # factors 5, 8, 16
+        tensor, box = preprocess(image, spec, size)
+        x1, y1, x2, y2 = box.to_network(np.array([700.0, 400.0, 820.0, 480.0]))
+        plane = tensor[0, 0, : box.resized_size[0], : box.resized_size[1]] > 0  # brighter than mid-grey
+        ys, xs = np.nonzero(plane)
+        # the bright area's edges in the network input lie within a pixel of where the mapping says
+        assert abs(xs.min() - x1) <= 1 and abs(xs.max() + 1 - x2) <= 1
+        assert abs(ys.min() - y1) <= 1 and abs(ys.max() + 1 - y2) <= 1
 
 
 def test_bgr_spec_and_padding_is_zero():

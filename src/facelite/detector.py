@@ -21,7 +21,7 @@ from .codec import decode_boxes, decode_landmarks
 from .face import Face
 from .imageio import DEFAULT_MAX_PIXELS, load_image
 from .models import PRECISIONS, ResolvedModel, resolve_model
-from .nms import nms, top_k as top_k_indices
+from .nms import nms_ranked, top_k as top_k_indices
 from .preprocess import Letterbox, preprocess, preprocess_batch
 from .runtime import Backend, load_backend
 from .spec import ModelSpec
@@ -258,13 +258,19 @@ class FaceDetector:
         idx = np.flatnonzero(scores >= self.score_threshold)  # filter before decoding anything
         if len(idx) == 0:
             return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, spec.num_landmarks, 2), np.float32)
-        if len(idx) > self.top_k:
-            idx = idx[top_k_indices(scores[idx], self.top_k)]
+        # rank the candidates (score, then anchor order), at most top_k of them; NMS decodes the
+        # boxes of as many of them as the first keep_top_k kept boxes depend on
+        idx = idx[top_k_indices(scores[idx], self.top_k)]
+
+        def ranked_boxes(start: int, stop: int) -> np.ndarray:
+            i = idx[start:stop]
+            return decode_boxes(deltas[i], anchors[i], spec.variances)
+
+        keep = nms_ranked(ranked_boxes, self.nms_threshold, keep_top_k=self.keep_top_k, count=len(idx))
+        idx = idx[keep]
         s = scores[idx]
         a = anchors[idx]
         b = decode_boxes(deltas[idx], a, spec.variances)
-        keep = nms(b, s, self.nms_threshold, keep_top_k=self.keep_top_k)
-        idx, s, a, b = idx[keep], s[keep], a[keep], b[keep]
         pts = decode_landmarks(lmk[idx], a, spec.variances)
         b = box.to_original(b)
         pts = box.to_original(pts)
