@@ -198,3 +198,18 @@ def test_training_curves_plots(tiny_config, tmp_path):
                 plot_stages([("a", run / "losses.csv"), ("b", run / "losses.csv")], tmp_path / "stages.png")):
         img = cv2.imread(str(out))
         assert img is not None and img.shape[0] > 100 and img.std() > 0
+
+
+def test_augment_preview_with_overrides(tiny_config, tmp_path):
+    from facelite.cli import main
+
+    d = tiny_config.data
+    toml = tmp_path / "tiny.toml"
+    toml.write_text(f'[model]\nalpha = 0.35\n[data]\ntrain_labels = "{d.train_labels}"\n'
+                    f'train_images = "{d.train_images}"\npaste_prob = 0.0\nimage_size = 320\n')
+    out = tmp_path / "preview.png"
+    assert main(["augment-preview", "--config", str(toml), "--out", str(out), "-n", "2",
+                 "--set", "data.image_size=64"]) == 0
+    grid = cv2.imread(str(out))
+    assert grid.shape == (64, 4 * 64, 3)  # one row of 4 tiles (2 samples + 2 blank), 64 px each
+    assert grid[:, :128].max() > 0 and grid[:, 128:].max() == 0

@@ -15,6 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="augment_preview.png", help="output PNG")
     p.add_argument("-n", type=int, default=12, help="number of samples")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a recipe value, as for `facelite train` (e.g. the paths of a data pack)")
     p.set_defaults(func=run)
 
 
@@ -25,10 +27,11 @@ def run(args: argparse.Namespace) -> int:
     from ..imageio import load_image
     from ..spec import default_spec
     from ..train.augment import Labels, augment
-    from ..train.config import load_config
+    from ..train.config import apply_overrides, load_config
     from ..train.trainer import augment_config, load_paste_crops, load_samples
 
     cfg = load_config(args.config)
+    apply_overrides(cfg, args.set)
     spec = default_spec(cfg.model.alpha, cfg.model.fpn_channels)
     samples = load_samples(cfg)
     crops = load_paste_crops(cfg)
