@@ -1,0 +1,180 @@
+"""The comparison's Markdown tables and its AP (Medium) against latency plot."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+__all__ = ["plot", "to_markdown", "write_outputs"]
+
+PLOT_NAME = "peers-ap-latency.png"
+
+
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def _f(v: Any, digits: int = 3) -> str:
+    return "n/a" if _missing(v) else f"{v:.{digits}f}"
+
+
+def _pct(v: Any) -> str:
+    return "n/a" if _missing(v) else f"{100 * v:.1f} %"
+
+
+def _table(head: list[str], rows: list[list[str]], align: str) -> str:
+    sep = ["---:" if a == "r" else "---" for a in align]
+    return "\n".join(["| " + " | ".join(head) + " |", "|" + "|".join(sep) + "|"]
+                     + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def _label(r: dict[str, Any]) -> str:
+    name = f"**{r['label']}**" if r.get("facelite") else r["label"]
+    return name + (" †" if r.get("note", "").startswith("fixed") else "")
+
+
+def _size_table(rows: list[dict[str, Any]]) -> str:
+    out = []
+    for r in rows:
+        ap = (r.get("ap") or {}).get("ap") or {}
+        lm = r.get("landmarks")
+        lat = r.get("latency") or {}
+        out.append([
+            _label(r), *[_f(ap.get(k)) for k in ("easy", "medium", "hard")],
+            _pct(lm["nme_io_mean"]) if lm else "–", _pct(lm["failure_rate"]) if lm else "–",
+            _pct(lm["miss_rate"]) if lm else "–",
+            _f(lat.get("median_ms"), 1), _f(lat.get("p90_ms"), 1),
+            f"{r['params'] / 1e3:,.0f} k" if r.get("params") else "n/a", f"{r['file_bytes'] / 1e6:.2f}",
+        ])
+    return _table(["model", "AP Easy", "AP Medium", "AP Hard", "NME", "failures", "misses", "median ms", "p90 ms",
+                   "params", "file MB"], out, "lrrrrrrrrrr")
+
+
+def to_markdown(result: dict[str, Any], plot_name: str | None = PLOT_NAME) -> str:
+    """The whole report: setup, one table per input size, the plot, notes, licences."""
+    p = result["protocol"]
+    m = result["machine"]
+    rows = result["rows"]
+    ap_images = {r["ap"]["num_images"] for r in rows if r.get("ap")}
+    crops = {r["landmarks"]["crops"] for r in rows if r.get("landmarks")}
+    quick = " (--quick: a smoke test, not for citing)" if result.get("quick") else ""
+    out = [f"# facelite side by side with other CPU face detectors{quick}\n"]
+    out.append(f"- command: `{result['command']}`")
+    out.append(f"- created {result['created']} (this invocation took {result['elapsed_s']:.0f} s); "
+               f"{m['cpu']}, {m['logical_cores']} logical cores, {m['platform']}")
+    out.append(f"- load average (1/5/15 min) at the start / end of this invocation: {m.get('load_average_at_start')} / "
+               f"{m.get('load_average_at_end')}; each row's latency records its own (`peers.json`)")
+    out.append("- versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()))
+    out.append(f"- **AP**: WIDER FACE val, dev split ({', '.join(map(str, sorted(ap_images))) or '?'} images), "
+               f"facelite's official-algorithm evaluation; score threshold {p['ap_score_threshold']}, NMS "
+               f"{p['nms_threshold']}, at most {p['keep_top_k']} faces, top 5000 candidates into NMS; the image's "
+               "longer side resized to the input size (area averaging when shrinking more than 2x, else bilinear) "
+               "and padded bottom/right to a multiple of 32, unless the model has a fixed input (†)")
+    out.append(f"- **landmarks** (models with 5 points): {', '.join(map(str, sorted(crops))) or '?'} held-out crops "
+               "(`facelite.evaluation.landmarks`: 80x80 crops padded to 240x240, resized to the input size), score "
+               f"threshold {p['deploy_score_threshold']}; NME = mean point error / inter-ocular distance over detected "
+               "crops; failures: NME > 10 % (of detected crops); misses: no detection with IoU >= 0.3")
+    out.append(f"- **latency**: end to end per image (preprocessing, network, decoding, NMS; image decoding excluded), "
+               f"{p['latency_images']} dev images (facelite bench's selection), {p['warmup']} warm-up run(s) per image "
+               f"excluded, {p['repeats']} timed rounds: median and 90th percentile; {p['threads']} thread (ONNX "
+               f"Runtime intra-op threads; OpenCV 1 thread); score threshold {p['deploy_score_threshold']}")
+    out.append("- **params**: convolution weights and biases of the ONNX graph, batch norm folded (as facelite bench "
+               "counts them); **file MB**: the model file on disk")
+    out.append("")
+    for size in p["sizes"]:
+        sel = [r for r in rows if r["input_size"] == size]
+        if sel:
+            out.append(f"## Input {size}\n")
+            out.append(_size_table(sel))
+            out.append("")
+    if plot_name:
+        out.append(f"![AP (Medium) against latency]({plot_name})\n")
+    notes = []
+    for r in rows:
+        if r.get("note", "").startswith("fixed") and r["model"] not in {n.split(":")[0] for n in notes}:
+            notes.append(f"{r['model']}: {r['note']}")
+    if notes:
+        out.append("† " + "; ".join(notes) + ". They appear only at their own size.\n")
+    own = {}
+    for r in rows:
+        s = ((r.get("ap") or {}).get("settings") or {}).get("own_nms_threshold")
+        if s is not None and s != p["nms_threshold"]:
+            own[r["label"]] = s
+    if own:
+        out.append(f"Every model is evaluated with NMS {p['nms_threshold']}; their own projects use "
+                   + ", ".join(f"{k} {v}" for k, v in own.items()) + ".\n")
+    if result.get("skipped"):
+        out.append("Not measured: " + "; ".join(f"{k} ({v})" for k, v in result["skipped"].items()) + "\n")
+    out.append("## Licences of the weights\n")
+    seen: dict[str, list[str]] = {}
+    lic: dict[str, str] = {}
+    for r in rows:
+        seen.setdefault(r["family"], [])
+        if r["label"] not in seen[r["family"]]:
+            seen[r["family"]].append(r["label"])
+        lic[r["family"]] = r["licence"]
+    out.append(_table(["family", "models", "licence"], [[f, ", ".join(v), lic[f]] for f, v in seen.items()], "lll"))
+    out.append("")
+    return "\n".join(out)
+
+
+def plot(result: dict[str, Any], path: str | os.PathLike) -> Path | None:
+    """AP (Medium) against median latency, every row with both: one colour per model, filled
+    markers at 640, open at 320, facelite's models as stars. ``None`` without matplotlib."""
+    pts = [r for r in result["rows"] if (r.get("ap") or {}).get("ap", {}).get("medium") is not None and r.get("latency")]
+    if not pts:
+        return None
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        import matplotlib.ticker
+    except ModuleNotFoundError:
+        return None
+    from facelite.evaluation.plots import save_figure
+
+    fig, ax = plt.subplots(figsize=(8.5, 5.5))
+    colours: dict[str, str] = {}
+    for r in pts:
+        c = colours.setdefault(r["label"], f"C{len(colours) % 10}")
+        big = r["input_size"] >= 640
+        x, y = r["latency"]["median_ms"], r["ap"]["ap"]["medium"]
+        ax.scatter(x, y, marker="*" if r.get("facelite") else "o", s=160 if r.get("facelite") else 50,
+                   color=c, facecolors=c if big else "none", zorder=3, linewidths=1.3)
+        ax.annotate(f"@{r['input_size']}", (x, y), fontsize=7, xytext=(4, 3), textcoords="offset points")
+    for label, c in colours.items():
+        fac = any(r.get("facelite") and r["label"] == label for r in pts)
+        ax.scatter([], [], color=c, marker="*" if fac else "o", label=label)
+    for label, c in colours.items():  # join a model's two sizes
+        mine = sorted((r for r in pts if r["label"] == label), key=lambda r: r["input_size"])
+        if len(mine) > 1:
+            ax.plot([r["latency"]["median_ms"] for r in mine], [r["ap"]["ap"]["medium"] for r in mine],
+                    color=c, lw=0.8, alpha=0.5, zorder=2)
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}" if str(int(v))[0] in "2356" else ""))
+    m = result["machine"]
+    ax.set_xlabel(f"median latency per image, ms, 1 thread ({m['cpu']})", fontsize=8)
+    ax.set_ylabel("AP Medium, WIDER FACE dev split")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title("AP (Medium) against latency: filled 640, open 320 (longer image side); stars: facelite"
+                 + (" [--quick]" if result.get("quick") else ""), fontsize=9)
+    return save_figure(fig, path)
+
+
+def write_outputs(result: dict[str, Any], out_dir: str | os.PathLike) -> dict[str, Path]:
+    """``<out>/peers.json``, ``<out>/peers.md`` and (with matplotlib) ``<out>/peers-ap-latency.png``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "peers.json", "markdown": out / "peers.md"}
+    png = plot(result, out / PLOT_NAME)
+    if png is not None:
+        paths["plot"] = png
+    paths["json"].write_text(json.dumps(result, indent=1) + "\n")
+    paths["markdown"].write_text(to_markdown(result, png.name if png else None))
+    return paths
