@@ -116,6 +116,18 @@ def _ultralight(**kw: Any) -> Any:
     return UltraLightRFB(**kw)
 
 
+def _mtcnn(**kw: Any) -> Any:
+    from .adapters.mtcnn import MTCNN
+
+    return MTCNN(**kw)
+
+
+def _mtcnn_files() -> list[Path]:
+    from .common import peers_dir
+
+    return [peers_dir() / "mtcnn" / f"{n}.pt" for n in ("pnet", "rnet", "onet")]
+
+
 def _yolo5face(**kw: Any) -> Any:
     from .adapters.yolo5face import YOLO5Face
 
@@ -145,6 +157,8 @@ PEERS: list[Entry] = [
     Entry("yolo5face-0.5g", "YOLO5Face-0.5GF", "YOLO5Face", "GPL-3.0 (comparison only, not a teacher)",
           _peer("yolo5face/yolo5face_500m_320x320.onnx"), _yolo5face, sizes=(320,),
           note="fixed input 320x320, letterboxed"),
+    Entry("mtcnn", "MTCNN (facenet-pytorch weights)", "MTCNN", "MIT (may be a teacher)", _mtcnn_files, _mtcnn,
+          note="cascade on PyTorch; own NMS; min face 20 px"),
 ]
 
 

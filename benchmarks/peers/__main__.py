@@ -1,7 +1,8 @@
 """facelite side by side with the detectors users would pick instead.
 
     python -m benchmarks.peers --out docs/peers                   # everything (20-40 min on 2 cores)
-    python -m benchmarks.peers --out docs/peers --models facelite  # re-measure facelite's rows only
+    python -m benchmarks.peers --out docs/peers --models facelite --doc docs/PEERS.md
+                                              # re-measure facelite's rows only, refresh PEERS.md's table
     python -m benchmarks.peers --quick                            # smoke test (about a minute)
     python -m benchmarks.peers --list                             # the model names
 
@@ -46,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latency-images", type=int, default=None, help="dev images timed (default 20)")
     p.add_argument("--repeats", type=int, default=None, help="timed rounds over the images (default 5)")
     p.add_argument("--warmup", type=int, default=None, help="untimed runs per image (default 2)")
+    p.add_argument("--doc", type=Path, default=None,
+                   help="also rewrite the summary table between the peers-summary markers of this Markdown file "
+                        "(docs/PEERS.md)")
     p.add_argument("--list", action="store_true", help="list the models and exit")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     return p
@@ -86,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from ..registry import entries, select
     from .measure import _loadavg, machine_info
-    from .report import write_outputs
+    from .report import update_doc, write_outputs
     from .run import RowRunner
 
     def log(msg: str) -> None:
@@ -147,6 +151,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     paths = write_outputs(result, args.out)
     log("wrote " + ", ".join(str(p) for p in paths.values()))
+    if args.doc is not None:
+        if not update_doc(result, args.doc):
+            raise ValueError(f"{args.doc}: no peers-summary markers to replace")
+        log(f"updated the summary table in {args.doc}")
     return 0
 
 

@@ -86,11 +86,17 @@ def _loadavg() -> list[float] | None:
 def params_of(path: str | os.PathLike) -> int | None:
     """Parameters of an ONNX network as deployed: the elements of every convolution's weight and bias
     (:func:`facelite.bench.graph.count_params`; batch norm folded into them), plus, for a batch norm
-    left unfolded in the file behind a convolution without bias, the bias that folding would add."""
+    left unfolded in the file behind a convolution without bias, the bias that folding would add.
+    A PyTorch state dict (``.pt``): the elements of its float tensors. Other files: ``None``."""
     import onnx
 
     from facelite.bench.graph import count_params
 
+    if Path(path).suffix.lower() == ".pt":  # a PyTorch state dict (MTCNN): every float tensor
+        import torch
+
+        sd = torch.load(str(path), map_location="cpu", weights_only=True)
+        return int(sum(v.numel() for v in sd.values() if v.is_floating_point()))
     if Path(path).suffix.lower() != ".onnx":
         return None
     m = onnx.load(str(path))

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["plot", "to_markdown", "write_outputs"]
+__all__ = ["plot", "summary_table", "to_markdown", "update_doc", "write_outputs"]
 
 PLOT_NAME = "peers-ap-latency.png"
 
@@ -36,16 +36,18 @@ def _label(r: dict[str, Any]) -> str:
     return name + (" †" if r.get("note", "").startswith("fixed") else "")
 
 
-def _size_table(rows: list[dict[str, Any]]) -> str:
+def _size_table(rows: list[dict[str, Any]], landmark_size: int | None) -> str:
     out = []
     for r in rows:
         ap = (r.get("ap") or {}).get("ap") or {}
         lm = r.get("landmarks")
+        dash = ("–" if r.get("landmark_points") != 5
+                else f"at {landmark_size}" if landmark_size and r["input_size"] != landmark_size else "n/a")
         lat = r.get("latency") or {}
         out.append([
             _label(r), *[_f(ap.get(k)) for k in ("easy", "medium", "hard")],
-            _pct(lm["nme_io_mean"]) if lm else "–", _pct(lm["failure_rate"]) if lm else "–",
-            _pct(lm["miss_rate"]) if lm else "–",
+            _pct(lm["nme_io_mean"]) if lm else dash, _pct(lm["failure_rate"]) if lm else dash,
+            _pct(lm["miss_rate"]) if lm else dash,
             _f(lat.get("median_ms"), 1), _f(lat.get("p90_ms"), 1),
             f"{r['params'] / 1e3:,.0f} k" if r.get("params") else "n/a", f"{r['file_bytes'] / 1e6:.2f}",
         ])
@@ -73,8 +75,9 @@ def to_markdown(result: dict[str, Any], plot_name: str | None = PLOT_NAME) -> st
                f"{p['nms_threshold']}, at most {p['keep_top_k']} faces, top 5000 candidates into NMS; the image's "
                "longer side resized to the input size (area averaging when shrinking more than 2x, else bilinear) "
                "and padded bottom/right to a multiple of 32, unless the model has a fixed input (†)")
-    out.append(f"- **landmarks** (models with 5 points): {', '.join(map(str, sorted(crops))) or '?'} held-out crops "
-               "(`facelite.evaluation.landmarks`: 80x80 crops padded to 240x240, resized to the input size), score "
+    lm_at = f"at input {p['landmark_size']} only" if p.get("landmark_size") else "at each input size"
+    out.append(f"- **landmarks** (models with 5 points, {lm_at}): {', '.join(map(str, sorted(crops))) or '?'} held-out "
+               "crops (`facelite.evaluation.landmarks`: 80x80 crops padded to 240x240, resized to the input size), score "
                f"threshold {p['deploy_score_threshold']}; NME = mean point error / inter-ocular distance over detected "
                "crops; failures: NME > 10 % (of detected crops); misses: no detection with IoU >= 0.3")
     out.append(f"- **latency**: end to end per image (preprocessing, network, decoding, NMS; image decoding excluded), "
@@ -88,7 +91,7 @@ def to_markdown(result: dict[str, Any], plot_name: str | None = PLOT_NAME) -> st
         sel = [r for r in rows if r["input_size"] == size]
         if sel:
             out.append(f"## Input {size}\n")
-            out.append(_size_table(sel))
+            out.append(_size_table(sel, p.get("landmark_size")))
             out.append("")
     if plot_name:
         out.append(f"![AP (Medium) against latency]({plot_name})\n")
@@ -119,6 +122,57 @@ def to_markdown(result: dict[str, Any], plot_name: str | None = PLOT_NAME) -> st
     out.append(_table(["family", "models", "licence"], [[f, ", ".join(v), lic[f]] for f, v in seen.items()], "lll"))
     out.append("")
     return "\n".join(out)
+
+
+def summary_table(result: dict[str, Any]) -> str:
+    """One row per model: AP Easy / Medium / Hard at each size, landmark NME (failures) at the
+    landmark protocol's size (320, else the largest), median latency at each size, params, MB."""
+    sizes = result["protocol"]["sizes"]
+    by_model: dict[str, dict[int, dict[str, Any]]] = {}
+    for r in result["rows"]:
+        by_model.setdefault(r["model"], {})[r["input_size"]] = r
+    lm_size = 320 if 320 in sizes else max(sizes)
+    out = []
+    for rows in by_model.values():
+        any_row = next(iter(rows.values()))
+        cells = [_label(any_row)]
+        for s in sizes:
+            ap = ((rows.get(s) or {}).get("ap") or {}).get("ap")
+            cells.append(" / ".join(_f(ap.get(k)) for k in ("easy", "medium", "hard")) if ap else "–")
+        lm = (rows.get(lm_size) or {}).get("landmarks") or (rows.get(max(rows)) or {}).get("landmarks")
+        cells.append(f"{_pct(lm['nme_io_mean'])} ({_pct(lm['failure_rate'])})" if lm else "–")
+        for s in sizes:
+            lat = (rows.get(s) or {}).get("latency")
+            cells.append(_f(lat["median_ms"], 1) if lat else "–")
+        cells += [f"{any_row['params'] / 1e3:,.0f} k" if any_row.get("params") else "n/a",
+                  f"{any_row['file_bytes'] / 1e6:.2f}"]
+        out.append(cells)
+    head = (["model"] + [f"AP @{s} E / M / H" for s in sizes] + [f"NME @{lm_size} (failures)"]
+            + [f"ms @{s}" for s in sizes] + ["params", "file MB"])
+    return _table(head, out, "l" + "r" * (len(head) - 1))
+
+
+DOC_BEGIN = "<!-- peers-summary:begin (written by python -m benchmarks.peers --doc) -->"
+DOC_END = "<!-- peers-summary:end -->"
+
+
+def update_doc(result: dict[str, Any], path: str | os.PathLike) -> bool:
+    """Replace the text between :data:`DOC_BEGIN` and :data:`DOC_END` in ``path`` with
+    :func:`summary_table` and the run's date and load; ``False`` when the markers are absent."""
+    path = Path(path)
+    text = path.read_text()
+    if DOC_BEGIN not in text or DOC_END not in text:
+        return False
+    m = result["machine"]
+    lat = [r["latency"] for r in result["rows"] if r.get("latency")]
+    when = sorted(x["measured_at"] for x in lat)
+    loads = [x["load_average_before"][0] for x in lat if x.get("load_average_before")]
+    body = (f"\n{summary_table(result)}\n\nLatency measured {when[0] if when else '?'} to {when[-1] if when else '?'} on "
+            f"{m['cpu']} ({m['logical_cores']} logical cores), 1-minute load average {min(loads, default=0):.2f} to "
+            f"{max(loads, default=0):.2f} when the rows were timed. Written by `{result['command']}`.\n")
+    a, b = text.index(DOC_BEGIN) + len(DOC_BEGIN), text.index(DOC_END)
+    path.write_text(text[:a] + body + text[b:])
+    return True
 
 
 def plot(result: dict[str, Any], path: str | os.PathLike) -> Path | None:

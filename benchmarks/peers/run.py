@@ -1,7 +1,7 @@
 """Running the comparison: one row per (model, input size), each part cached.
 
 A row has three measured parts: ``ap`` (dev-split AP at score threshold 0.02), ``landmarks``
-(held-out crops at score threshold 0.5; models with 5 landmarks only) and ``latency`` (score
+(held-out crops at score threshold 0.5, input 320; models with 5 landmarks only) and ``latency`` (score
 threshold 0.5, the deployment setting). Each part is cached as one JSON file under
 ``<cache>/rows/<model>@<size>/<part>-<key>.json``, ``<key>`` a hash of everything that decides
 the result (model files' SHA-256, detector settings, protocol, image list): a run that stops
@@ -38,6 +38,8 @@ class Protocol:
         sizes: input sizes (longer image side) of the comparison.
         ap_images: evenly spaced dev images for AP (``None``: the whole dev split).
         landmark_crops: the first N held-out crops (``None``: all).
+        landmark_size: the input size landmarks are measured at (the landmark protocol's 320: the
+            240x240 padded crops are not upscaled); ``None``: at every size.
         latency_images: evenly spaced dev images for timing (facelite bench's selection).
         warmup, repeats: untimed runs per image; timed rounds over the images.
         ap_score_threshold, nms_threshold, keep_top_k: the WIDER evaluation settings.
@@ -48,6 +50,7 @@ class Protocol:
     sizes: tuple[int, ...] = (640, 320)
     ap_images: int | None = None
     landmark_crops: int | None = None
+    landmark_size: int | None = 320
     latency_images: int = 20
     warmup: int = 2
     repeats: int = 5
@@ -167,7 +170,8 @@ class RowRunner:
                                "note": entry.note, "landmark_points": entry.landmarks,
                                "files": [str(f) for f in files], **model_size(files)}
         self.computed_last = False
-        parts = ["ap"] + (["landmarks"] if entry.landmarks == 5 else []) + ["latency"]
+        with_landmarks = entry.landmarks == 5 and p.landmark_size in (None, size)
+        parts = ["ap"] + (["landmarks"] if with_landmarks else []) + ["latency"]
         for part in parts:
             thr = p.ap_score_threshold if part == "ap" else p.deploy_score_threshold
             det = entry.build(size, thr, p.nms_threshold, p.threads)
