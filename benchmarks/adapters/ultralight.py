@@ -99,7 +99,7 @@ class UltraLightRFB:
         if interp == "auto":
             interp = cv2.INTER_AREA if (w * 2 < iw or h * 2 < ih) else cv2.INTER_LINEAR
         rgb = cv2.cvtColor(cv2.resize(image, (w, h), interpolation=interp), cv2.COLOR_BGR2RGB)
-        return ((rgb.astype(np.float32) - 127.0) / 128.0).transpose(2, 0, 1)[None]
+        return np.ascontiguousarray(((rgb.astype(np.float32) - 127.0) / 128.0).transpose(2, 0, 1)[None])
 
     def __call__(self, image: np.ndarray) -> Detections:
         check_bgr(image)

@@ -89,7 +89,7 @@ class YOLO5Face:
         canvas = np.full((INPUT_SIZE, INPUT_SIZE, 3), PAD_VALUE, dtype=np.uint8)
         canvas[top:top + h, left:left + w] = resized
         rgb = cv2.cvtColor(canvas, cv2.COLOR_BGR2RGB)
-        return (rgb.astype(np.float32) / 255.0).transpose(2, 0, 1)[None], (sx, sy), (left, top)
+        return np.ascontiguousarray((rgb.astype(np.float32) / 255.0).transpose(2, 0, 1)[None]), (sx, sy), (left, top)
 
     def __call__(self, image: np.ndarray) -> Detections:
         check_bgr(image)

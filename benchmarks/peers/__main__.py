@@ -15,7 +15,8 @@ Resumable: every (model, size, part) result is cached under ``<cache>`` keyed by
 SHA-256 and the settings, so an interrupted run continues and a replaced model file is measured
 again. ``--models`` measures only those; the other rows are kept from an existing
 ``<out>/peers.json`` of the same protocol. ``--force`` recomputes the selected rows, ``--retime``
-only their latency (e.g. on a quieter machine).
+only their latency (e.g. on a quieter machine). Latencies not in the cache are measured last, all
+models interleaved, so that the background load of a shared machine falls on all of them alike.
 """
 
 from __future__ import annotations
@@ -128,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
                 bar.update(1, last=f"{e.name}@{s}")
             else:  # from the cache (or skipped): not counted in the rate, so the ETA stays honest
                 bar.total = (bar.total or 1) - 1
+    timed = [(e, s) for e, s in tasks if (e.name, s) in rows]
+    for k, value in runner.latency(timed).items():
+        rows[k]["latency"] = value
 
     # rows of models not measured now: from the previous output of the same protocol
     proto = protocol.to_dict()

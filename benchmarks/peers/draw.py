@@ -51,7 +51,7 @@ def picture(detector, images: list[np.ndarray], title: str, score_threshold: flo
 def write_jpeg(image: np.ndarray, path: Path, max_bytes: int = MAX_BYTES) -> Path:
     """Write a JPEG, lowering the quality until it is under ``max_bytes``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    for q in (85, 75, 65, 55, 45):
+    for q in (75, 65, 55, 45):
         ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, q])
         if ok and len(buf) <= max_bytes:
             break

@@ -31,6 +31,13 @@ def _table(head: list[str], rows: list[list[str]], align: str) -> str:
                      + ["| " + " | ".join(r) + " |" for r in rows])
 
 
+def _ms(lat: dict[str, Any] | None) -> float | None:
+    """The latency the summary and the plot use: the median CPU time (wall-clock for old results)."""
+    if not lat:
+        return None
+    return lat.get("cpu_median_ms", lat.get("median_ms"))
+
+
 def _label(r: dict[str, Any]) -> str:
     name = f"**{r['label']}**" if r.get("facelite") else r["label"]
     return name + (" †" if r.get("note", "").startswith("fixed") else "")
@@ -48,11 +55,11 @@ def _size_table(rows: list[dict[str, Any]], landmark_size: int | None) -> str:
             _label(r), *[_f(ap.get(k)) for k in ("easy", "medium", "hard")],
             _pct(lm["nme_io_mean"]) if lm else dash, _pct(lm["failure_rate"]) if lm else dash,
             _pct(lm["miss_rate"]) if lm else dash,
-            _f(lat.get("median_ms"), 1), _f(lat.get("p90_ms"), 1),
+            _f(lat.get("cpu_median_ms"), 1), _f(lat.get("cpu_p90_ms"), 1), _f(lat.get("median_ms"), 1),
             f"{r['params'] / 1e3:,.0f} k" if r.get("params") else "n/a", f"{r['file_bytes'] / 1e6:.2f}",
         ])
-    return _table(["model", "AP Easy", "AP Medium", "AP Hard", "NME", "failures", "misses", "median ms", "p90 ms",
-                   "params", "file MB"], out, "lrrrrrrrrrr")
+    return _table(["model", "AP Easy", "AP Medium", "AP Hard", "NME", "failures", "misses", "CPU ms", "CPU p90",
+                   "wall ms", "params", "file MB"], out, "lrrrrrrrrrrr")
 
 
 def to_markdown(result: dict[str, Any], plot_name: str | None = PLOT_NAME) -> str:
@@ -82,8 +89,11 @@ def to_markdown(result: dict[str, Any], plot_name: str | None = PLOT_NAME) -> st
                "crops; failures: NME > 10 % (of detected crops); misses: no detection with IoU >= 0.3")
     out.append(f"- **latency**: end to end per image (preprocessing, network, decoding, NMS; image decoding excluded), "
                f"{p['latency_images']} dev images (facelite bench's selection), {p['warmup']} warm-up run(s) per image "
-               f"excluded, {p['repeats']} timed rounds: median and 90th percentile; {p['threads']} thread (ONNX "
-               f"Runtime intra-op threads; OpenCV 1 thread); score threshold {p['deploy_score_threshold']}")
+               f"excluded, {p['repeats']} timed rounds, all models interleaved round by round: median and 90th "
+               f"percentile; {p['threads']} thread (ONNX Runtime intra-op threads, OpenCV, torch); score threshold "
+               f"{p['deploy_score_threshold']}. **CPU ms**: the process's CPU time per call; **wall ms**: wall-clock. "
+               "Single-threaded, the two agree on a quiet machine; on a busy one the wall-clock time also counts the "
+               "waits for a CPU, so compare CPU times (the plot uses them)")
     out.append("- **params**: convolution weights and biases of the ONNX graph, batch norm folded (as facelite bench "
                "counts them); **file MB**: the model file on disk")
     out.append("")
@@ -109,6 +119,19 @@ def to_markdown(result: dict[str, Any], plot_name: str | None = PLOT_NAME) -> st
     if own:
         out.append(f"Every model is evaluated with NMS {p['nms_threshold']}; their own projects use "
                    + ", ".join(f"{k} {v}" for k, v in own.items()) + ".\n")
+    sessions: dict[str, list[str]] = {}
+    for r in rows:
+        if r.get("latency"):
+            sessions.setdefault(r["latency"]["measured_at"], []).append(f"{r['model']}@{r['input_size']}")
+    if len(sessions) > 1:
+        out.append(f"**Latency comes from {len(sessions)} timing sessions** ("
+                   + "; ".join(f"{t}: {', '.join(v)}" for t, v in sorted(sessions.items()))
+                   + "): rows of different sessions ran under different machine load. For a like-for-like "
+                   "latency comparison, re-time all rows together: `python -m benchmarks.peers --retime`.\n")
+    elif sessions:
+        (t, _), = sessions.items()
+        out.append(f"All latencies were measured in one session starting {t}, all models interleaved round by "
+                   "round, so that the machine's background load falls on all of them alike.\n")
     if result.get("skipped"):
         out.append("Not measured: " + "; ".join(f"{k} ({v})" for k, v in result["skipped"].items()) + "\n")
     out.append("## Licences of the weights\n")
@@ -143,12 +166,12 @@ def summary_table(result: dict[str, Any]) -> str:
         cells.append(f"{_pct(lm['nme_io_mean'])} ({_pct(lm['failure_rate'])})" if lm else "–")
         for s in sizes:
             lat = (rows.get(s) or {}).get("latency")
-            cells.append(_f(lat["median_ms"], 1) if lat else "–")
+            cells.append(_f(_ms(lat), 1) if lat else "–")
         cells += [f"{any_row['params'] / 1e3:,.0f} k" if any_row.get("params") else "n/a",
                   f"{any_row['file_bytes'] / 1e6:.2f}"]
         out.append(cells)
     head = (["model"] + [f"AP @{s} E / M / H" for s in sizes] + [f"NME @{lm_size} (failures)"]
-            + [f"ms @{s}" for s in sizes] + ["params", "file MB"])
+            + [f"CPU ms @{s}" for s in sizes] + ["params", "file MB"])
     return _table(head, out, "l" + "r" * (len(head) - 1))
 
 
@@ -167,9 +190,11 @@ def update_doc(result: dict[str, Any], path: str | os.PathLike) -> bool:
     lat = [r["latency"] for r in result["rows"] if r.get("latency")]
     when = sorted(x["measured_at"] for x in lat)
     loads = [x["load_average_before"][0] for x in lat if x.get("load_average_before")]
-    body = (f"\n{summary_table(result)}\n\nLatency measured {when[0] if when else '?'} to {when[-1] if when else '?'} on "
-            f"{m['cpu']} ({m['logical_cores']} logical cores), 1-minute load average {min(loads, default=0):.2f} to "
-            f"{max(loads, default=0):.2f} when the rows were timed. Written by `{result['command']}`.\n")
+    body = (f"\n{summary_table(result)}\n\nLatency (median CPU time per image, one thread) measured "
+            f"{when[0] if when else '?'}{'' if len(set(when)) < 2 else ' to ' + when[-1]} on {m['cpu']} "
+            f"({m['logical_cores']} logical cores), 1-minute load average {min(loads, default=0):.2f}"
+            f"{'' if len(set(loads)) < 2 else f' to {max(loads):.2f}'} when timing started. "
+            f"Written by `{result['command']}`.\n")
     a, b = text.index(DOC_BEGIN) + len(DOC_BEGIN), text.index(DOC_END)
     path.write_text(text[:a] + body + text[b:])
     return True
@@ -196,7 +221,7 @@ def plot(result: dict[str, Any], path: str | os.PathLike) -> Path | None:
     for r in pts:
         c = colours.setdefault(r["label"], f"C{len(colours) % 10}")
         big = r["input_size"] >= 640
-        x, y = r["latency"]["median_ms"], r["ap"]["ap"]["medium"]
+        x, y = _ms(r["latency"]), r["ap"]["ap"]["medium"]
         ax.scatter(x, y, marker="*" if r.get("facelite") else "o", s=160 if r.get("facelite") else 50,
                    color=c, facecolors=c if big else "none", zorder=3, linewidths=1.3)
         ax.annotate(f"@{r['input_size']}", (x, y), fontsize=7, xytext=(4, 3), textcoords="offset points")
@@ -206,13 +231,13 @@ def plot(result: dict[str, Any], path: str | os.PathLike) -> Path | None:
     for label, c in colours.items():  # join a model's two sizes
         mine = sorted((r for r in pts if r["label"] == label), key=lambda r: r["input_size"])
         if len(mine) > 1:
-            ax.plot([r["latency"]["median_ms"] for r in mine], [r["ap"]["ap"]["medium"] for r in mine],
+            ax.plot([_ms(r["latency"]) for r in mine], [r["ap"]["ap"]["medium"] for r in mine],
                     color=c, lw=0.8, alpha=0.5, zorder=2)
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}" if str(int(v))[0] in "2356" else ""))
     m = result["machine"]
-    ax.set_xlabel(f"median latency per image, ms, 1 thread ({m['cpu']})", fontsize=8)
+    ax.set_xlabel(f"median CPU time per image (end to end), ms, 1 thread ({m['cpu']})", fontsize=8)
     ax.set_ylabel("AP Medium, WIDER FACE dev split")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")

@@ -130,7 +130,8 @@ class RowRunner:
         elif part == "landmarks":
             what["crops"] = p.landmark_crops
         else:
-            what.update(images=p.latency_images, warmup=p.warmup, repeats=p.repeats, threads=p.threads)
+            what.update(images=p.latency_images, warmup=p.warmup, repeats=p.repeats, threads=p.threads,
+                        clocks="wall+cpu")
         return _key(what)
 
     def _row_dir(self, entry: Entry, size: int) -> Path:
@@ -157,9 +158,19 @@ class RowRunner:
             self._latency_images, self._latency_names, _ = bench_images(self.protocol.latency_images)
         return self._latency_images
 
+    def _part(self, entry: Entry, size: int, part: str) -> tuple[Any, dict[str, Any], Path, dict[str, Any] | None]:
+        """The detector for ``part``, its settings, the part's cache file and the cached value (or ``None``)."""
+        p = self.protocol
+        thr = p.ap_score_threshold if part == "ap" else p.deploy_score_threshold
+        det = entry.build(size, thr, p.nms_threshold, p.threads)
+        settings = det.settings()
+        path = self._row_dir(entry, size) / f"{part}-{self.part_key(entry, size, part, settings)}.json"
+        return det, settings, path, self._cached(path, part)
+
     def row(self, entry: Entry, size: int) -> dict[str, Any]:
-        """Measure (or read from the cache) the row of ``entry`` at ``size``."""
-        from .measure import measure_ap, measure_landmarks, measure_latency, model_size
+        """Measure (or read from the cache) the accuracy parts of the row of ``entry`` at ``size``:
+        AP, and landmarks where they apply. The latency comes from :meth:`latency`."""
+        from .measure import measure_ap, measure_landmarks, model_size
 
         p = self.protocol
         if self.force:
@@ -171,24 +182,16 @@ class RowRunner:
                                "files": [str(f) for f in files], **model_size(files)}
         self.computed_last = False
         with_landmarks = entry.landmarks == 5 and p.landmark_size in (None, size)
-        parts = ["ap"] + (["landmarks"] if with_landmarks else []) + ["latency"]
-        for part in parts:
-            thr = p.ap_score_threshold if part == "ap" else p.deploy_score_threshold
-            det = entry.build(size, thr, p.nms_threshold, p.threads)
-            settings = det.settings()
-            key = self.part_key(entry, size, part, settings)
-            path = self._row_dir(entry, size) / f"{part}-{key}.json"
-            value = self._cached(path, part)
+        for part in ["ap"] + (["landmarks"] if with_landmarks else []):
+            det, settings, path, value = self._part(entry, size, part)
+            pred_dir = path.parent / f"predictions-{path.stem.split('-', 1)[1]}"
             if value is None:
                 t = time.perf_counter()
                 if part == "ap":
-                    value = measure_ap(det, self.ap_names, self._row_dir(entry, size) / f"predictions-{key}",
-                                       {**settings, "key": key}, self.show_progress, f"AP {entry.name} @{size}")
-                elif part == "landmarks":
-                    value = measure_landmarks(det, p.landmark_crops, settings, self.show_progress)
+                    value = measure_ap(det, self.ap_names, pred_dir, {**settings, "key": path.stem},
+                                       self.show_progress, f"AP {entry.name} @{size}")
                 else:
-                    value = measure_latency(det, self.latency_images(), p.warmup, p.repeats)
-                    value["image_names"] = self._latency_names
+                    value = measure_landmarks(det, p.landmark_crops, settings, self.show_progress)
                 value["settings"] = settings
                 value["seconds"] = round(time.perf_counter() - t, 1)
                 self._store(path, value)
@@ -196,5 +199,31 @@ class RowRunner:
                 self.log(f"{entry.name} @{size}: {part} done in {value['seconds']:.0f} s")
             row[part] = value
             if part == "ap":
-                shutil.rmtree(self._row_dir(entry, size) / f"predictions-{key}", ignore_errors=True)
+                shutil.rmtree(pred_dir, ignore_errors=True)
         return row
+
+    def latency(self, tasks: list[tuple[Entry, int]]) -> dict[tuple[str, int], dict[str, Any]]:
+        """Latency of every ``(entry, size)``: from the cache, and those not cached measured
+        together, interleaved (:func:`.measure.measure_latency_interleaved`), so that on a shared
+        machine every model sees the same background load. Returns ``(name, size) -> latency``."""
+        from .measure import measure_latency_interleaved
+
+        p = self.protocol
+        out: dict[tuple[str, int], dict[str, Any]] = {}
+        pending = []
+        for entry, size in tasks:
+            det, settings, path, value = self._part(entry, size, "latency")
+            if value is None:
+                pending.append((entry, size, det, settings, path))
+            else:
+                out[(entry.name, size)] = value
+        if pending:
+            labels = [f"{e.name}@{s}" for e, s, *_ in pending]
+            self.log(f"latency, interleaved: {', '.join(labels)}")
+            values = measure_latency_interleaved([d for _, _, d, _, _ in pending], self.latency_images(), p.warmup,
+                                                 p.repeats, show_progress=self.show_progress)
+            for (entry, size, _, settings, path), value in zip(pending, values):
+                value.update(image_names=self._latency_names, interleaved_with=labels, settings=settings)
+                self._store(path, value)
+                out[(entry.name, size)] = value
+        return out
