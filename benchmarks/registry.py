@@ -178,7 +178,8 @@ def _facelite_entries() -> list[Entry]:
 
             short = model.removeprefix("mobilenetv2-")
             name = f"facelite-{short}" + ("" if precision == "float32" else f"-{precision}")
-            out.append(Entry(name, f"facelite {model} {precision}", "facelite", "facelite's shipped weights",
+            out.append(Entry(name, f"facelite {model} {precision}", "facelite",
+                             "code Apache-2.0; shipped weights non-commercial research use (trained on WIDER FACE)",
                              lambda m=model, p=precision: [shipped_path(m, p)], make, facelite=True,
                              interpolation=False, extra={"model": model, "precision": precision}))
     return out

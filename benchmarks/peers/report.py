@@ -151,8 +151,11 @@ def summary_table(result: dict[str, Any]) -> str:
     """One row per model: AP Easy / Medium / Hard at each size, landmark NME (failures) at the
     landmark protocol's size (320, else the largest), median latency at each size, params, MB."""
     sizes = result["protocol"]["sizes"]
+    from ..registry import entries
+
+    order = {e.name: i for i, e in enumerate(entries())}
     by_model: dict[str, dict[int, dict[str, Any]]] = {}
-    for r in result["rows"]:
+    for r in sorted(result["rows"], key=lambda r: order.get(r["model"], len(order))):
         by_model.setdefault(r["model"], {})[r["input_size"]] = r
     lm_size = 320 if 320 in sizes else max(sizes)
     out = []
@@ -216,10 +219,12 @@ def plot(result: dict[str, Any], path: str | os.PathLike) -> Path | None:
         return None
     from facelite.evaluation.plots import save_figure
 
-    fig, ax = plt.subplots(figsize=(8.5, 5.5))
-    colours: dict[str, str] = {}
+    fig, ax = plt.subplots(figsize=(10.5, 5.5))
+    palette = plt.get_cmap("tab20").colors
+    order = [*range(0, 20, 2), *range(1, 20, 2)]  # the strong colours first, then their light variants
+    colours: dict[str, Any] = {}
     for r in pts:
-        c = colours.setdefault(r["label"], f"C{len(colours) % 10}")
+        c = colours.setdefault(r["label"], palette[order[len(colours) % 20]])
         big = r["input_size"] >= 640
         x, y = _ms(r["latency"]), r["ap"]["ap"]["medium"]
         ax.scatter(x, y, marker="*" if r.get("facelite") else "o", s=160 if r.get("facelite") else 50,
@@ -240,7 +245,7 @@ def plot(result: dict[str, Any], path: str | os.PathLike) -> Path | None:
     ax.set_xlabel(f"median CPU time per image (end to end), ms, 1 thread ({m['cpu']})", fontsize=8)
     ax.set_ylabel("AP Medium, WIDER FACE dev split")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.set_title("AP (Medium) against latency: filled 640, open 320 (longer image side); stars: facelite"
                  + (" [--quick]" if result.get("quick") else ""), fontsize=9)
     return save_figure(fig, path)

@@ -179,7 +179,8 @@ class RowRunner:
         row: dict[str, Any] = {"model": entry.name, "label": entry.label, "family": entry.family,
                                "licence": entry.licence, "facelite": entry.facelite, "input_size": size,
                                "note": entry.note, "landmark_points": entry.landmarks,
-                               "files": [str(f) for f in files], **model_size(files)}
+                               "files": [{"file": f.name, "sha256": h} for f, h in zip(files, self._file_shas(entry))],
+                               **model_size(files)}
         self.computed_last = False
         with_landmarks = entry.landmarks == 5 and p.landmark_size in (None, size)
         for part in ["ap"] + (["landmarks"] if with_landmarks else []):
