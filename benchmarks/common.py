@@ -34,7 +34,7 @@ def resize_longer_side(
     """
     h, w = image.shape[:2]
     scale = size / max(h, w)
-    nw, nh = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
     if (nw, nh) != (w, h):
         if interpolation == "auto":
             interpolation = cv2.INTER_AREA if nw * 2 < w else cv2.INTER_LINEAR
@@ -83,5 +83,83 @@ def ort_session(path: str | os.PathLike, threads: int | None = 1):
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.log_severity_level = 3  # errors only: some peer files list their weights as graph inputs (a warning per weight)
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+# --------------------------------------------------------------------------- shared by the adapters
+
+Detections = tuple[np.ndarray, np.ndarray, "np.ndarray | None"]
+"""``(boxes (K,4) float32 xyxy, scores (K,) float32, landmarks (K,5,2) float32 (x, y) or None)``,
+original-image pixels, highest score first."""
+
+
+def require_file(path: str | os.PathLike, what: str) -> Path:
+    """``path`` as a :class:`Path`; a :class:`FileNotFoundError` naming the model when it is absent."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(
+            f"{what}: model file not found at {p} (the peer models live in <shared>/peers, see its README.md; "
+            "set FACELITE_SHARED to the shared folder)"
+        )
+    return p
+
+
+def check_bgr(image: np.ndarray) -> None:
+    """Raise ``ValueError`` unless ``image`` is an ``H x W x 3`` uint8 array."""
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError("expected a BGR uint8 HxWx3 image")
+
+
+def empty_detections(landmarks: bool = True) -> Detections:
+    """No faces: ``(0,4)``, ``(0,)`` and ``(0,5,2)`` (or ``None`` without landmarks) float32 arrays."""
+    return (np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
+            np.zeros((0, 5, 2), np.float32) if landmarks else None)
+
+
+def pre_nms_top_k(scores: np.ndarray, threshold: float, top_k: int) -> np.ndarray:
+    """Indices of the scores ``>= threshold``, the ``top_k`` highest, by descending score (stable)."""
+    idx = np.flatnonzero(scores >= threshold)
+    return idx[np.argsort(-scores[idx], kind="stable")][:top_k]
+
+
+def finish(
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    points: np.ndarray | None,
+    image_shape: tuple[int, ...],
+    scale: tuple[float, float] = (1.0, 1.0),
+    offset: tuple[float, float] = (0.0, 0.0),
+    nms_threshold: float | None = 0.4,
+    keep_top_k: int = 750,
+) -> Detections:
+    """NMS, the ``keep_top_k`` best, and back to the original image.
+
+    Args:
+        boxes: (K, 4) xyxy in network-input pixels. scores: (K,). points: (K, 5, 2) ``(x, y)``
+            in network-input pixels, or ``None``.
+        image_shape: the original image's shape (``H, W, ...``).
+        scale, offset: ``input = original * scale + offset`` per axis ``(x, y)``.
+        nms_threshold: greedy NMS IoU threshold; ``None``: no NMS (already done), sort only.
+
+    Returns:
+        :data:`Detections` sorted by descending score; boxes clipped to the image and empty
+        boxes dropped, landmarks not clipped.
+    """
+    if len(scores) == 0:
+        return empty_detections(points is not None)
+    if nms_threshold is None:
+        keep = np.argsort(-scores, kind="stable")[:keep_top_k]
+    else:
+        keep = nms(boxes, scores, nms_threshold)[:keep_top_k]
+    s = np.asarray([scale[0], scale[1]], dtype=np.float32)
+    o = np.asarray([offset[0], offset[1]], dtype=np.float32)
+    b = ((boxes[keep].reshape(-1, 2, 2) - o) / s).reshape(-1, 4).astype(np.float32)
+    h, w = image_shape[:2]
+    b[:, 0::2] = np.clip(b[:, 0::2], 0, w)
+    b[:, 1::2] = np.clip(b[:, 1::2], 0, h)
+    valid = (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
+    sc = scores[keep].astype(np.float32)[valid]
+    pts = None if points is None else ((points[keep] - o) / s).astype(np.float32)[valid]
+    return b[valid], sc, pts

@@ -3,6 +3,9 @@
     python -m benchmarks.eval_peer retinaface --input-size 640
     python -m benchmarks.eval_peer retinaface --input-size 320 --json out/rf320.json --plot out/rf320.png
     python -m benchmarks.eval_peer retinaface --task landmarks --input-size 320
+    python -m benchmarks.eval_peer yunet-n --input-size 320      # any name of benchmarks.registry
+
+Fixed-input peers take only their own size (ultralight-rfb-320 / -640, yolo5face-0.5g: 320).
 
 WIDER FACE AP on the dev split (official algorithm, score threshold 0.02, NMS 0.4, at most
 750 faces per image, longer side = input size, single-threaded ONNX Runtime), or landmark
@@ -14,26 +17,32 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 
+def _builder(name: str) -> Callable[[argparse.Namespace, float], Any]:
+    def build(args: argparse.Namespace, score_threshold: float) -> Any:
+        from .registry import ENTRIES
 
-def _retinaface(args: argparse.Namespace, score_threshold: float) -> Any:
-    from .adapters.retinaface_mnet025 import RetinaFaceMnet025
+        return ENTRIES[name].build(args.input_size, score_threshold, args.nms_threshold, args.threads,
+                                   args.interpolation)
 
-    return RetinaFaceMnet025(
-        input_size=args.input_size,
-        score_threshold=score_threshold,
-        nms_threshold=args.nms_threshold,
-        threads=args.threads,
-        interpolation=args.interpolation,
-    )
+    return build
 
 
-PEERS: dict[str, Callable[[argparse.Namespace, float], Any]] = {
-    "retinaface": _retinaface,
-}
+def _peers() -> dict[str, Callable[[argparse.Namespace, float], Any]]:
+    from .registry import ENTRIES
+
+    table = {name: _builder(name) for name in ENTRIES}
+    table["retinaface"] = _builder("retinaface-mnet0.25")  # the original short name
+    return table
+
+
+PEERS: dict[str, Callable[[argparse.Namespace, float], Any]] = _peers()
+"""``name -> (args, score threshold) -> detector``: every entry of :mod:`benchmarks.registry`
+(facelite's shipped models included, for a like-for-like run), plus ``retinaface``."""
 
 
 def _interpolation(value: str) -> int | str:

@@ -1,0 +1,133 @@
+"""SCRFD-0.5GF / 2.5GF with keypoints (InsightFace; weights: non-commercial research only, so
+comparison only, never a teacher), ONNX Runtime.
+
+Contract (``<shared>/peers/README.md``): input ``[1,3,H,W]`` float32, **RGB, (x - 127.5) / 128**,
+H and W multiples of 32. Nine outputs: scores, boxes, keypoints for strides 8, 16, 32 in that
+order (the 2.5G file has numeric output names, same order). Two priors per cell (same centre,
+consecutive rows); cell centre ``(gx * s, gy * s)`` (no +0.5). Box = distances (left, top,
+right, bottom) * s from the centre; keypoint i = centre + ``kps[2i:2i+2] * s``. Scores are
+sigmoid outputs already.
+
+Pre/post-processing: facelite's evaluation policy (longer side = ``input_size``, padded
+bottom/right with black pixels as InsightFace's own letterbox does, score >= 0.02, the 5000 best
+into NMS 0.4 -- SCRFD's own NMS threshold is 0.4 too -- at most 750 faces).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..common import (
+    Detections,
+    check_bgr,
+    empty_detections,
+    finish,
+    ort_session,
+    peers_dir,
+    pre_nms_top_k,
+    require_file,
+    resize_longer_side,
+)
+
+STRIDES = (8, 16, 32)
+OWN_NMS_THRESHOLD = 0.4
+FILES = {"0.5g": "scrfd_500m_bnkps.onnx", "2.5g": "scrfd_2.5g_bnkps.onnx"}
+
+
+def default_model_path(variant: str = "0.5g") -> Path:
+    """``<shared>/peers/scrfd/<file>`` for ``variant`` ``"0.5g"`` or ``"2.5g"``."""
+    if variant not in FILES:
+        raise ValueError(f"SCRFD variant must be one of {', '.join(FILES)}, got {variant!r}")
+    return peers_dir() / "scrfd" / FILES[variant]
+
+
+class SCRFD:
+    """``image (BGR uint8 HxWx3) -> (boxes xyxy (K,4), scores (K,), landmarks (K,5,2))`` float32,
+    original-image pixels, highest score first."""
+
+    num_landmarks = 5
+
+    def __init__(
+        self,
+        variant: str = "0.5g",
+        model_path: str | os.PathLike | None = None,
+        input_size: int = 640,
+        score_threshold: float = 0.02,
+        nms_threshold: float = 0.4,
+        top_k: int = 5000,
+        keep_top_k: int = 750,
+        threads: int | None = 1,
+        interpolation: int | str = "auto",
+    ) -> None:
+        self.name = f"scrfd-{variant}"
+        self.model_path = require_file(model_path or default_model_path(variant), f"SCRFD-{variant}")
+        self.session = ort_session(self.model_path, threads)
+        self.input_name = self.session.get_inputs()[0].name
+        if len(self.session.get_outputs()) != 9:
+            raise ValueError(f"{self.model_path}: expected 9 outputs (scores, boxes, keypoints x 3 strides)")
+        self.input_size = input_size
+        self.score_threshold = score_threshold
+        self.nms_threshold = nms_threshold
+        self.top_k = top_k
+        self.keep_top_k = keep_top_k
+        self.threads = threads
+        self.interpolation = interpolation
+
+    def settings(self) -> dict:
+        return {
+            "model": self.name, "backend": "onnxruntime", "input_size": self.input_size,
+            "score_threshold": self.score_threshold, "nms_threshold": self.nms_threshold,
+            "own_nms_threshold": OWN_NMS_THRESHOLD, "top_k": self.top_k, "keep_top_k": self.keep_top_k,
+            "interpolation": str(self.interpolation), "padding": "bottom/right, black",
+        }
+
+    def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, float, float]:
+        """``(tensor [1,3,H,W] float32 RGB (x-127.5)/128, sx, sy)``, ``input = original * s``."""
+        resized, sx, sy, (ph, pw) = resize_longer_side(image, self.input_size, 32, self.interpolation)
+        h, w = resized.shape[:2]
+        x = np.full((1, 3, ph, pw), -127.5 / 128.0, dtype=np.float32)  # black padding
+        rgb = cv2.cvtColor(resized, cv2.COLOR_BGR2RGB).astype(np.float32)
+        x[0, :, :h, :w] = ((rgb - 127.5) / 128.0).transpose(2, 0, 1)
+        return x, sx, sy
+
+    def __call__(self, image: np.ndarray) -> Detections:
+        check_bgr(image)
+        x, sx, sy = self.preprocess(image)
+        outs = self.session.run(None, {self.input_name: x})
+        boxes, scores, points = decode(outs, x.shape[2], x.shape[3], self.score_threshold, self.top_k)
+        if len(scores) == 0:
+            return empty_detections()
+        return finish(boxes, scores, points, image.shape, (sx, sy), nms_threshold=self.nms_threshold,
+                      keep_top_k=self.keep_top_k)
+
+
+def decode(
+    outs: list[np.ndarray], height: int, width: int, score_threshold: float, top_k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The nine SCRFD outputs for an ``height x width`` input -> the ``top_k`` best candidates with
+    score >= ``score_threshold``: boxes (K,4) xyxy, scores (K,), landmarks (K,5,2), input pixels."""
+    all_b, all_s, all_p = [], [], []
+    for i, s in enumerate(STRIDES):
+        gh, gw = height // s, width // s
+        scores = outs[i].reshape(-1)
+        per_cell, rem = divmod(len(scores), gh * gw)
+        if rem or per_cell < 1:
+            raise ValueError(f"stride {s}: {len(scores)} scores for a {gh}x{gw} grid")
+        idx = np.flatnonzero(scores >= score_threshold)
+        if idx.size == 0:
+            continue
+        cell = idx // per_cell
+        c = np.stack([cell % gw, cell // gw], axis=1).astype(np.float32) * s
+        d = outs[i + 3].reshape(-1, 4)[idx] * s
+        all_b.append(np.concatenate([c - d[:, 0:2], c + d[:, 2:4]], axis=1))
+        all_p.append(c[:, None, :] + outs[i + 6].reshape(-1, 5, 2)[idx] * s)
+        all_s.append(scores[idx])
+    if not all_s:
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32)
+    boxes, scores, points = np.concatenate(all_b), np.concatenate(all_s), np.concatenate(all_p)
+    k = pre_nms_top_k(scores, score_threshold, top_k)
+    return boxes[k], scores[k], points[k]

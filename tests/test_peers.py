@@ -1,0 +1,124 @@
+"""The peer adapters (benchmarks/adapters) and the comparison command (python -m benchmarks.peers).
+
+Each adapter runs on one dev image; the command runs on tiny settings. Both need the shared
+folder (peer model files, WIDER FACE dev split) and are skipped without it, or without a
+model's file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks.common import finish
+from benchmarks.registry import ENTRIES, entries, select
+from facelite.paths import shared_dir
+
+ROOT = Path(__file__).resolve().parent.parent
+IMAGE = "12--Group/12_Group_Group_12_Group_Group_12_84.jpg"  # eleven medium-sized faces
+
+
+@pytest.fixture(scope="module")
+def dev_image() -> np.ndarray:
+    from facelite.evaluation.widerface import default_split_dir, read_bgr
+
+    path = default_split_dir() / "images" / IMAGE
+    if not path.is_file():
+        pytest.skip(f"dev image not found at {path} (set FACELITE_SHARED to the shared folder)")
+    return read_bgr(path)
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("name", [e.name for e in entries()])
+def test_adapter_sane_on_a_dev_image(name: str, dev_image: np.ndarray) -> None:
+    entry = ENTRIES[name]
+    missing = [p for p in entry.files() if not p.is_file()]
+    if missing:
+        pytest.skip(f"{name}: model file not found: {missing[0]}")
+    size = 320 if 320 in entry.sizes else entry.sizes[0]
+    det = entry.build(size, score_threshold=0.3)
+    assert det.model_path.is_file() and det.settings()["input_size"] == size
+    boxes, scores, points = det(dev_image)
+    h, w = dev_image.shape[:2]
+    assert 5 <= len(boxes) <= 60, f"{name}: {len(boxes)} faces for an image with 11"
+    assert boxes.shape == (len(scores), 4) and boxes.dtype == np.float32 and scores.dtype == np.float32
+    assert np.all(boxes[:, [0, 1]] >= 0) and np.all(boxes[:, 2] <= w) and np.all(boxes[:, 3] <= h)
+    assert np.all(boxes[:, 2] > boxes[:, 0]) and np.all(boxes[:, 3] > boxes[:, 1])
+    assert np.all(np.diff(scores) <= 0) and scores.min() >= 0.3 and scores.max() <= 1.0
+    if entry.landmarks == 5:
+        assert points is not None and points.shape == (len(boxes), 5, 2)
+        # the eyes lie in the upper half of the best face's box, the mouth corners below the eyes
+        b, p = boxes[0], points[0]
+        assert b[0] - 5 <= p[:, 0].min() and p[:, 0].max() <= b[2] + 5
+        assert p[0:2, 1].max() < (b[1] + b[3]) / 2 < p[3:5, 1].min()
+    else:
+        assert points is None
+
+
+def test_fixed_input_models_refuse_other_sizes() -> None:
+    with pytest.raises(ValueError, match="fixed input"):
+        ENTRIES["yolo5face-0.5g"].build(640)
+    with pytest.raises(ValueError, match="fixed input"):
+        ENTRIES["ultralight-rfb-320"].build(640)
+
+
+def test_select_groups_and_unknown_names() -> None:
+    assert [e.name for e in select(["scrfd"])] == ["scrfd-0.5g", "scrfd-2.5g"]
+    assert all(e.facelite for e in select(["facelite"]))
+    with pytest.raises(ValueError, match="unknown model"):
+        select(["no-such-model"])
+
+
+def test_finish_maps_back_clips_and_sorts() -> None:
+    boxes = np.array([[10, 10, 30, 30], [12, 10, 32, 30], [-20, 50, 40, 90]], np.float32)
+    scores = np.array([0.5, 0.9, 0.7], np.float32)
+    pts = np.tile(np.array([[20, 20]], np.float32), (3, 5, 1))
+    b, s, p = finish(boxes, scores, pts, (100, 50, 3), scale=(2.0, 2.0), offset=(0.0, 10.0), nms_threshold=0.4)
+    assert s.tolist() == pytest.approx([0.9, 0.7])  # the 0.5 box overlaps the 0.9 one
+    assert b[0].tolist() == pytest.approx([6, 0, 16, 10])
+    assert b[1].tolist() == pytest.approx([0, 20, 20, 40])  # clipped at x = 0
+    assert p.shape == (2, 5, 2) and p[0, 0].tolist() == pytest.approx([10, 5])
+
+
+@pytest.mark.shared
+def test_peers_quick_command_writes_and_resumes(tmp_path: Path) -> None:
+    from facelite.evaluation.widerface import default_gt_dir
+
+    pytest.importorskip("scipy", reason="reading the WIDER FACE ground truth needs scipy")
+    needed = [ENTRIES["retinaface-mnet0.25"].files()[0], ENTRIES["yunet-n"].files()[0],
+              default_gt_dir() / "wider_face_val.mat"]
+    if not all(p.is_file() for p in needed):
+        pytest.skip(f"needs {', '.join(map(str, needed))} under {shared_dir()}")
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    args = ["--quick", "--models", "retinaface-mnet0.25", "yunet-n", "--sizes", "320", "--ap-images", "2",
+            "--landmark-crops", "3", "--latency-images", "1", "--out", str(out), "--cache", str(cache), "--quiet"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT), os.environ.get("PYTHONPATH", "")]),
+           "FACELITE_SHARED": str(shared_dir().resolve())}
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.peers", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads((out / "peers.json").read_text())
+    assert result["quick"] and [r["model"] for r in result["rows"]] == ["retinaface-mnet0.25", "yunet-n"]
+    for r in result["rows"]:
+        assert r["input_size"] == 320 and r["ap"]["num_images"] == 2 and r["landmarks"]["crops"] == 3
+        assert set(r["ap"]["ap"]) == {"easy", "medium", "hard"} and r["latency"]["median_ms"] > 0
+        assert r["params"] > 10_000 and r["file_bytes"] > 100_000
+    md = (out / "peers.md").read_text()
+    assert "## Input 320" in md and "YuNet-n" in md and "Apache-2.0" in md
+
+    # a second run of one model: everything from the cache, the other model's rows kept
+    from benchmarks.peers.__main__ import main
+
+    parts = sorted(cache.rglob("*.json"))
+    stamps = [p.stat().st_mtime_ns for p in parts]
+    assert main([a for a in args if a != "retinaface-mnet0.25"]) == 0
+    assert [p.stat().st_mtime_ns for p in sorted(cache.rglob("*.json"))] == stamps
+    again = json.loads((out / "peers.json").read_text())
+    assert [r["model"] for r in again["rows"]] == ["retinaface-mnet0.25", "yunet-n"]
+    assert again["rows"][1]["ap"] == result["rows"][1]["ap"]
