@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from facelite.cli import main
-from facelite.models import shipped_path
 from facelite.paths import data_path
 
 
@@ -83,8 +82,10 @@ def test_errors_and_help(tmp_path, random_model_path, capsys):
     assert "score_threshold" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(shipped_path("mobilenetv2-1.0").is_file(), reason="mobilenetv2-1.0 is shipped")
-def test_missing_shipped_model_says_so(capsys):
+def test_missing_shipped_model_says_so(capsys, tmp_path, monkeypatch):
+    from facelite import models
+
+    monkeypatch.setattr(models, "MODEL_DIR", tmp_path)  # an installation without the model files
     assert main(["detect", str(data_path("astronaut.jpg")), "--model", "mobilenetv2-1.0"]) == 1
     assert "not in this installation" in capsys.readouterr().err
 

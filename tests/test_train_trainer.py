@@ -8,9 +8,15 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from facelite.train.config import Config, DataConfig, ModelConfig, TrainConfig, load_config  # noqa: E402
-from facelite.train.data import Sample, write_retinaface_labels  # noqa: E402
-from facelite.train.trainer import lr_at, train  # noqa: E402
+from facelite.train.config import (
+    Config,
+    DataConfig,
+    ModelConfig,
+    TrainConfig,
+    load_config,
+)
+from facelite.train.data import Sample, write_retinaface_labels
+from facelite.train.trainer import lr_at, train
 
 
 @pytest.fixture
@@ -180,7 +186,6 @@ def test_trainable_prefixes_freeze_the_rest(tiny_config, tmp_path):
 
 def test_pack_keeps_landmark_order(tmp_path):
     from facelite.evaluation.landmarks import read_landmarks_file
-
     from facelite.train.pack import landmark_line
 
     pts = np.arange(10, dtype=np.float32).reshape(5, 2)

@@ -24,7 +24,7 @@ class Labels:
     landmarks: np.ndarray
     has_landmarks: np.ndarray
 
-    def select(self, keep: np.ndarray) -> "Labels":
+    def select(self, keep: np.ndarray) -> Labels:
         return Labels(self.boxes[keep], self.landmarks[keep], self.has_landmarks[keep])
 
     def __len__(self) -> int:
