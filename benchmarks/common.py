@@ -163,3 +163,33 @@ def finish(
     sc = scores[keep].astype(np.float32)[valid]
     pts = None if points is None else ((points[keep] - o) / s).astype(np.float32)[valid]
     return b[valid], sc, pts
+
+
+class OrtPeer:
+    """What the ONNX Runtime peer adapters share: the session on the model file and the detection
+    settings every adapter takes. Subclasses call :meth:`_open` from ``__init__`` and build their
+    ``settings()`` on :meth:`_settings`."""
+
+    name: str
+    own_nms_threshold: float | None = None
+
+    def _open(self, model_path: Path, input_size: int, score_threshold: float, nms_threshold: float, top_k: int,
+              keep_top_k: int, threads: int | None, interpolation: int | str) -> None:
+        self.model_path = model_path
+        self.session = ort_session(model_path, threads)
+        self.input_name = self.session.get_inputs()[0].name
+        self.input_size = input_size
+        self.score_threshold = score_threshold
+        self.nms_threshold = nms_threshold
+        self.top_k = top_k
+        self.keep_top_k = keep_top_k
+        self.threads = threads
+        self.interpolation = interpolation
+
+    def _settings(self, **extra: str) -> dict:
+        return {
+            "model": self.name, "backend": "onnxruntime", "input_size": self.input_size,
+            "score_threshold": self.score_threshold, "nms_threshold": self.nms_threshold,
+            "own_nms_threshold": self.own_nms_threshold, "top_k": self.top_k, "keep_top_k": self.keep_top_k,
+            "interpolation": str(self.interpolation), **extra,
+        }

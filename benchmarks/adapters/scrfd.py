@@ -23,10 +23,10 @@ import numpy as np
 
 from ..common import (
     Detections,
+    OrtPeer,
     check_bgr,
     empty_detections,
     finish,
-    ort_session,
     peers_dir,
     pre_nms_top_k,
     require_file,
@@ -45,10 +45,11 @@ def default_model_path(variant: str = "0.5g") -> Path:
     return peers_dir() / "scrfd" / FILES[variant]
 
 
-class SCRFD:
+class SCRFD(OrtPeer):
     """``image (BGR uint8 HxWx3) -> (boxes xyxy (K,4), scores (K,), landmarks (K,5,2))`` float32,
     original-image pixels, highest score first."""
 
+    own_nms_threshold = OWN_NMS_THRESHOLD
     num_landmarks = 5
 
     def __init__(
@@ -65,25 +66,13 @@ class SCRFD:
     ) -> None:
         self.name = f"scrfd-{variant}"
         self.model_path = require_file(model_path or default_model_path(variant), f"SCRFD-{variant}")
-        self.session = ort_session(self.model_path, threads)
-        self.input_name = self.session.get_inputs()[0].name
+        self._open(self.model_path, input_size, score_threshold, nms_threshold, top_k, keep_top_k, threads,
+                   interpolation)
         if len(self.session.get_outputs()) != 9:
             raise ValueError(f"{self.model_path}: expected 9 outputs (scores, boxes, keypoints x 3 strides)")
-        self.input_size = input_size
-        self.score_threshold = score_threshold
-        self.nms_threshold = nms_threshold
-        self.top_k = top_k
-        self.keep_top_k = keep_top_k
-        self.threads = threads
-        self.interpolation = interpolation
 
     def settings(self) -> dict:
-        return {
-            "model": self.name, "backend": "onnxruntime", "input_size": self.input_size,
-            "score_threshold": self.score_threshold, "nms_threshold": self.nms_threshold,
-            "own_nms_threshold": OWN_NMS_THRESHOLD, "top_k": self.top_k, "keep_top_k": self.keep_top_k,
-            "interpolation": str(self.interpolation), "padding": "bottom/right, black",
-        }
+        return self._settings(padding="bottom/right, black")
 
     def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, float, float]:
         """``(tensor [1,3,H,W] float32 RGB (x-127.5)/128, sx, sy)``, ``input = original * s``."""

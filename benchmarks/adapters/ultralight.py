@@ -21,10 +21,10 @@ import numpy as np
 
 from ..common import (
     Detections,
+    OrtPeer,
     check_bgr,
     empty_detections,
     finish,
-    ort_session,
     peers_dir,
     pre_nms_top_k,
     require_file,
@@ -42,13 +42,14 @@ def default_model_path(width: int = 320) -> Path:
     return peers_dir() / "ultralight" / f"version-RFB-{width}.onnx"
 
 
-class UltraLightRFB:
+class UltraLightRFB(OrtPeer):
     """``image (BGR uint8 HxWx3) -> (boxes xyxy (K,4), scores (K,), None)`` float32, original-image
     pixels, highest score first (the model has no landmarks).
 
     ``input_size``: 320 (RFB-320, input 320x240) or 640 (RFB-640, input 640x480).
     """
 
+    own_nms_threshold = OWN_NMS_THRESHOLD
     num_landmarks = 0
 
     def __init__(
@@ -67,29 +68,16 @@ class UltraLightRFB:
                              f"got {input_size}")
         self.name = f"ultralight-rfb-{input_size}"
         self.model_path = require_file(model_path or default_model_path(input_size), f"Ultra-Light RFB-{input_size}")
-        self.session = ort_session(self.model_path, threads)
-        self.input_name = self.session.get_inputs()[0].name
+        self._open(self.model_path, input_size, score_threshold, nms_threshold, top_k, keep_top_k, threads,
+                   interpolation)
         shape = tuple(self.session.get_inputs()[0].shape[2:])
         if shape != INPUT_SHAPES[input_size]:
             raise ValueError(f"{self.model_path}: input shape {shape}, expected {INPUT_SHAPES[input_size]}")
         self.input_shape = INPUT_SHAPES[input_size]
-        self.input_size = input_size
-        self.score_threshold = score_threshold
-        self.nms_threshold = nms_threshold
-        self.top_k = top_k
-        self.keep_top_k = keep_top_k
-        self.threads = threads
-        self.interpolation = interpolation
 
     def settings(self) -> dict:
         h, w = self.input_shape
-        return {
-            "model": self.name, "backend": "onnxruntime", "input_size": self.input_size,
-            "fixed_input": f"{w}x{h}, image stretched (aspect ratio not kept)",
-            "score_threshold": self.score_threshold, "nms_threshold": self.nms_threshold,
-            "own_nms_threshold": OWN_NMS_THRESHOLD, "top_k": self.top_k, "keep_top_k": self.keep_top_k,
-            "interpolation": str(self.interpolation),
-        }
+        return self._settings(fixed_input=f"{w}x{h}, image stretched (aspect ratio not kept)")
 
     def preprocess(self, image: np.ndarray) -> np.ndarray:
         """``[1,3,h,w]`` float32 RGB ``(x - 127) / 128`` of the stretched image."""

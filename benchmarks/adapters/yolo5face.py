@@ -20,10 +20,10 @@ import numpy as np
 
 from ..common import (
     Detections,
+    OrtPeer,
     check_bgr,
     empty_detections,
     finish,
-    ort_session,
     peers_dir,
     pre_nms_top_k,
     require_file,
@@ -39,10 +39,11 @@ def default_model_path() -> Path:
     return peers_dir() / "yolo5face" / "yolo5face_500m_320x320.onnx"
 
 
-class YOLO5Face:
+class YOLO5Face(OrtPeer):
     """``image (BGR uint8 HxWx3) -> (boxes xyxy (K,4), scores (K,), landmarks (K,5,2))`` float32,
     original-image pixels, highest score first."""
 
+    own_nms_threshold = OWN_NMS_THRESHOLD
     num_landmarks = 5
 
     def __init__(
@@ -60,24 +61,11 @@ class YOLO5Face:
             raise ValueError(f"YOLO5Face-0.5GF has a fixed 320x320 input: input_size must be 320, got {input_size}")
         self.name = "yolo5face-0.5g"
         self.model_path = require_file(model_path or default_model_path(), "YOLO5Face-0.5GF")
-        self.session = ort_session(self.model_path, threads)
-        self.input_name = self.session.get_inputs()[0].name
-        self.input_size = input_size
-        self.score_threshold = score_threshold
-        self.nms_threshold = nms_threshold
-        self.top_k = top_k
-        self.keep_top_k = keep_top_k
-        self.threads = threads
-        self.interpolation = interpolation
+        self._open(self.model_path, input_size, score_threshold, nms_threshold, top_k, keep_top_k, threads,
+                   interpolation)
 
     def settings(self) -> dict:
-        return {
-            "model": self.name, "backend": "onnxruntime", "input_size": self.input_size,
-            "fixed_input": "320x320, letterboxed (centred, grey 114)",
-            "score_threshold": self.score_threshold, "nms_threshold": self.nms_threshold,
-            "own_nms_threshold": OWN_NMS_THRESHOLD, "top_k": self.top_k, "keep_top_k": self.keep_top_k,
-            "interpolation": str(self.interpolation),
-        }
+        return self._settings(fixed_input="320x320, letterboxed (centred, grey 114)")
 
     def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, tuple[float, float], tuple[float, float]]:
         """``(tensor [1,3,320,320] float32 RGB / 255, (sx, sy), (left, top))``:
