@@ -106,6 +106,11 @@ def require_file(path: str | os.PathLike, what: str) -> Path:
     return p
 
 
+class MissingDependencyError(RuntimeError):
+    """An adapter's run-time library (e.g. LiteRT for the ``.tflite`` peers) is not installed. The
+    comparison skips such a model and keeps its rows from an earlier ``peers.json``."""
+
+
 def check_bgr(image: np.ndarray) -> None:
     """Raise ``ValueError`` unless ``image`` is an ``H x W x 3`` uint8 array."""
     if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:

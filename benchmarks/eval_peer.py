@@ -5,7 +5,8 @@
     python -m benchmarks.eval_peer retinaface --task landmarks --input-size 320
     python -m benchmarks.eval_peer yunet-n --input-size 320      # any name of benchmarks.registry
 
-Fixed-input peers take only their own size (ultralight-rfb-320 / -640, yolo5face-0.5g: 320).
+Fixed-input peers take only their own size (ultralight-rfb-320 / -640, yolo5face-0.5g: 320;
+blazeface-short / -full: 320, the table column, though their networks take 128 / 192).
 
 WIDER FACE AP on the dev split (official algorithm, score threshold 0.02, NMS 0.4, at most
 750 faces per image, longer side = input size, single-threaded ONNX Runtime), or landmark

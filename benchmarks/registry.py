@@ -35,6 +35,9 @@ class Entry:
         sizes: input sizes it runs at (fixed-input models: only their own).
         landmarks: 5, or 0 for boxes only.
         note: e.g. the fixed input, shown in the table.
+        requires: importable modules the adapter needs beyond the development install (e.g.
+            ``ai_edge_litert`` for the ``.tflite`` peers); without them building it raises
+            :class:`benchmarks.common.MissingDependencyError`.
     """
 
     name: str
@@ -49,6 +52,7 @@ class Entry:
     facelite: bool = False
     interpolation: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+    requires: tuple[str, ...] = ()
 
     def build(
         self,
@@ -134,6 +138,16 @@ def _yolo5face(**kw: Any) -> Any:
     return YOLO5Face(**kw)
 
 
+def _blazeface(variant: str) -> Callable[..., Any]:
+    def make(input_size: int, **kw: Any) -> Any:
+        # the table column (320) is not the network input (128 / 192): the adapter uses its own
+        from .adapters.blazeface import BlazeFace
+
+        return BlazeFace(variant, **kw)
+
+    return make
+
+
 _YUNET = "Apache-2.0 (may be a teacher)"
 _SCRFD = "InsightFace: non-commercial research only (comparison only, not a teacher)"
 
@@ -158,7 +172,19 @@ PEERS: list[Entry] = [
           _peer("yolo5face/yolo5face_500m_320x320.onnx"), _yolo5face, sizes=(320,),
           note="fixed input 320x320, letterboxed"),
     Entry("mtcnn", "MTCNN (facenet-pytorch weights)", "MTCNN", "MIT (may be a teacher)", _mtcnn_files, _mtcnn,
-          note="cascade on PyTorch; own NMS; min face 20 px"),
+          note="cascade on PyTorch; own NMS; min face 20 px", requires=("torch",)),
+    Entry("blazeface-short", "BlazeFace short-range 128", "BlazeFace (MediaPipe)", "Apache-2.0 (may be a teacher)",
+          _peer("blazeface/face_detection_short_range.tflite"), _blazeface("short"), sizes=(320,), landmarks=0,
+          note="fixed input 128x128, letterboxed; shown in the 320 column; for faces within about 2 m (selfie "
+               "camera); boxes only (6 keypoints with one mouth point: no 5-point mapping); greedy NMS 0.4, "
+               "MediaPipe's own is weighted NMS 0.3; TFLite (ai-edge-litert, XNNPACK)",
+          requires=("ai_edge_litert",), extra={"network_input": 128}),
+    Entry("blazeface-full", "BlazeFace full-range 192", "BlazeFace (MediaPipe)", "Apache-2.0 (may be a teacher)",
+          _peer("blazeface/face_detection_full_range.tflite"), _blazeface("full"), sizes=(320,), landmarks=0,
+          note="fixed input 192x192, letterboxed; shown in the 320 column; boxes only (6 keypoints with one mouth "
+               "point: no 5-point mapping); greedy NMS 0.4, MediaPipe's own is weighted NMS 0.3; TFLite "
+               "(ai-edge-litert, XNNPACK)",
+          requires=("ai_edge_litert",), extra={"network_input": 192}),
 ]
 
 
@@ -201,6 +227,7 @@ GROUPS: dict[str, Callable[[], list[str]]] = {
     "yunet": lambda: [e.name for e in PEERS if e.name.startswith("yunet")],
     "scrfd": lambda: [e.name for e in PEERS if e.name.startswith("scrfd")],
     "ultralight": lambda: [e.name for e in PEERS if e.name.startswith("ultralight")],
+    "blazeface": lambda: [e.name for e in PEERS if e.name.startswith("blazeface")],
 }
 
 

@@ -2,7 +2,8 @@
 
 Each adapter runs on one dev image; the command runs on tiny settings. Both need the shared
 folder (peer model files, WIDER FACE dev split) and are skipped without it, or without a
-model's file.
+model's file, or without a library an adapter needs beyond the development install (BlazeFace:
+LiteRT's ``ai_edge_litert``, the ``tflite`` extra).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from facelite.paths import shared_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE = "12--Group/12_Group_Group_12_Group_Group_12_84.jpg"  # eleven medium-sized faces
+MIN_FACES = {"blazeface-short": 1}
+"""Fewer faces expected on :data:`IMAGE` than 5: the selfie model sees 40-px faces as 5 px at 128x128."""
 
 
 @pytest.fixture(scope="module")
@@ -41,12 +44,14 @@ def test_adapter_sane_on_a_dev_image(name: str, dev_image: np.ndarray) -> None:
     missing = [p for p in entry.files() if not p.is_file()]
     if missing:
         pytest.skip(f"{name}: model file not found: {missing[0]}")
+    for module in entry.requires:
+        pytest.importorskip(module, reason=f"{name} needs {module}")
     size = 320 if 320 in entry.sizes else entry.sizes[0]
     det = entry.build(size, score_threshold=0.3)
-    assert det.model_path.is_file() and det.settings()["input_size"] == size
+    assert det.model_path.is_file() and det.settings()["input_size"] == entry.extra.get("network_input", size)
     boxes, scores, points = det(dev_image)
     h, w = dev_image.shape[:2]
-    assert 5 <= len(boxes) <= 60, f"{name}: {len(boxes)} faces for an image with 11"
+    assert MIN_FACES.get(name, 5) <= len(boxes) <= 60, f"{name}: {len(boxes)} faces for an image with 11"
     assert boxes.shape == (len(scores), 4) and boxes.dtype == np.float32 and scores.dtype == np.float32
     assert np.all(boxes[:, [0, 1]] >= 0) and np.all(boxes[:, 2] <= w) and np.all(boxes[:, 3] <= h)
     assert np.all(boxes[:, 2] > boxes[:, 0]) and np.all(boxes[:, 3] > boxes[:, 1])
@@ -66,10 +71,69 @@ def test_fixed_input_models_refuse_other_sizes() -> None:
         ENTRIES["yolo5face-0.5g"].build(640)
     with pytest.raises(ValueError, match="fixed input"):
         ENTRIES["ultralight-rfb-320"].build(640)
+    for name in ("blazeface-short", "blazeface-full"):  # refused before the adapter (or LiteRT) is touched
+        with pytest.raises(ValueError, match="fixed input"):
+            ENTRIES[name].build(640)
+
+
+def test_blazeface_anchors_are_mediapipes() -> None:
+    from benchmarks.adapters.blazeface import VARIANTS, ssd_anchors
+
+    short = ssd_anchors(128, VARIANTS["short"]["strides"], VARIANTS["short"]["per_layer"])
+    full = ssd_anchors(192, VARIANTS["full"]["strides"], VARIANTS["full"]["per_layer"])
+    assert short.shape == (896, 2) and full.shape == (2304, 2)
+    # stride 8: 16 x 16 cells, 2 anchors each, row-major; then stride 16 (three layers): 8 x 8 cells, 6 each
+    assert short[0].tolist() == short[1].tolist() == pytest.approx([0.5 / 16, 0.5 / 16])
+    assert short[2].tolist() == pytest.approx([1.5 / 16, 0.5 / 16]) and short[32].tolist() == pytest.approx(
+        [0.5 / 16, 1.5 / 16])
+    assert (short[512:518] == short[512]).all() and short[512].tolist() == pytest.approx([0.5 / 8, 0.5 / 8])
+    assert short[518].tolist() == pytest.approx([1.5 / 8, 0.5 / 8]) and short[-1].tolist() == pytest.approx(
+        [7.5 / 8, 7.5 / 8])
+    # full range: stride 4 on 192 x 192, one anchor per cell
+    assert full[1].tolist() == pytest.approx([1.5 / 48, 0.5 / 48]) and full[48].tolist() == pytest.approx(
+        [0.5 / 48, 1.5 / 48])
+
+
+def test_blazeface_without_litert_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks.adapters.blazeface import BlazeFace
+    from benchmarks.common import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "ai_edge_litert", None)  # "import ai_edge_litert..." raises ImportError
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
+    model = ENTRIES["blazeface-short"].files()[0]
+    if not model.is_file():
+        pytest.skip(f"BlazeFace model file not found: {model}")
+    with pytest.raises(MissingDependencyError, match="'tflite' extra"):
+        BlazeFace("short")
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("variant", ["short", "full"])
+def test_blazeface_finds_the_astronaut(variant: str, dev_image: np.ndarray) -> None:
+    pytest.importorskip("ai_edge_litert", reason="BlazeFace needs LiteRT (the 'tflite' extra)")
+    model = ENTRIES[f"blazeface-{variant}"].files()[0]
+    if not model.is_file():
+        pytest.skip(f"BlazeFace model file not found: {model}")
+    from benchmarks.adapters.blazeface import BlazeFace
+    from facelite import load_image
+    from facelite.paths import data_path
+
+    det = BlazeFace(variant, score_threshold=0.5)
+    boxes, scores, points = det(load_image(data_path("astronaut.jpg")))
+    assert points is None and boxes.shape == (1, 4) and scores[0] > 0.9  # one face, boxes only
+    x1, y1, x2, y2 = boxes[0]  # her face: about x 180-275, y 80-175 of the 512 x 512 image
+    assert 160 < x1 < 200 and 255 < x2 < 295 and 55 < y1 < 100 and 155 < y2 < 195
+
+    # a letterboxed wide image (padding above and below): boxes in the image's pixels, sorted
+    boxes, scores, points = BlazeFace(variant, score_threshold=0.02)(dev_image)
+    h, w = dev_image.shape[:2]
+    assert points is None and len(boxes) > 0 and np.all(np.diff(scores) <= 0)
+    assert np.all(boxes[:, [0, 1]] >= 0) and np.all(boxes[:, 2] <= w) and np.all(boxes[:, 3] <= h)
 
 
 def test_select_groups_and_unknown_names() -> None:
     assert [e.name for e in select(["scrfd"])] == ["scrfd-0.5g", "scrfd-2.5g"]
+    assert [e.name for e in select(["blazeface"])] == ["blazeface-short", "blazeface-full"]
     assert all(e.facelite for e in select(["facelite"]))
     with pytest.raises(ValueError, match="unknown model"):
         select(["no-such-model"])

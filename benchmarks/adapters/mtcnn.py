@@ -25,6 +25,7 @@ import numpy as np
 
 from ..common import (
     Detections,
+    MissingDependencyError,
     check_bgr,
     empty_detections,
     finish,
@@ -68,7 +69,7 @@ class MTCNN:
         try:
             import torch
         except ModuleNotFoundError:
-            raise RuntimeError("the MTCNN adapter needs torch (pip install torch==2.13.0, see DEVELOPERS.md)") from None
+            raise MissingDependencyError("the MTCNN adapter needs torch (pip install torch==2.13.0, see DEVELOPERS.md)") from None
         folder = Path(model_dir) if model_dir is not None else default_model_dir()
         files = [require_file(folder / f"{n}.pt", f"MTCNN {n}") for n in ("pnet", "rnet", "onet")]
         self.name = "mtcnn"

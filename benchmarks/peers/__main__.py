@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.peers", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", default=None, metavar="NAME",
-                   help="model names or groups (all, facelite, peers, yunet, scrfd, ultralight); default all")
+                   help="model names or groups (all, facelite, peers, yunet, scrfd, ultralight, blazeface); "
+                        "default all")
     p.add_argument("--sizes", nargs="+", type=int, default=None, help="input sizes (default 640 320)")
     p.add_argument("--out", type=Path, default=Path("out/peers"), help="output folder (default out/peers)")
     p.add_argument("--cache", type=Path, default=None,
@@ -89,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     from facelite.paths import cache_dir
     from facelite.progress import Progress
 
+    from ..common import MissingDependencyError
     from ..registry import entries, select
     from .measure import _loadavg, machine_info
     from .report import update_doc, write_outputs
@@ -117,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows: dict[tuple[str, int], dict[str, Any]] = {}
     skipped: dict[str, str] = {}
+    unavailable: dict[str, str] = {}  # its library is not installed here: earlier rows are kept
     with Progress(total=len(tasks), desc="peers", unit="row", enabled=not args.quiet, log_interval=0.0) as bar:
         for e, s in tasks:
             try:
@@ -124,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
             except FileNotFoundError as exc:
                 skipped[e.name] = str(exc)
                 log(f"skip {e.name} @{s}: {exc}")
+                runner.computed_last = False
+            except MissingDependencyError as exc:
+                unavailable[e.name] = str(exc)
+                log(f"skip {e.name} @{s}: {exc}; its rows in {args.out / 'peers.json'}, if any, are kept")
                 runner.computed_last = False
             if runner.computed_last:
                 bar.update(1, last=f"{e.name}@{s}")
@@ -140,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
         k = (r["model"], r["input_size"])
         if k not in rows and r["model"] in order and r["input_size"] in protocol.sizes and r["model"] not in skipped:
             rows[k] = r
+    for name, why in unavailable.items():
+        if not any(m == name for m, _ in rows):
+            skipped[name] = why
     ordered = sorted(rows.values(), key=lambda r: (protocol.sizes.index(r["input_size"]), order[r["model"]]))
 
     machine["load_average_at_end"] = _loadavg()

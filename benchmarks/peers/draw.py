@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     from facelite.evaluation.widerface import default_split_dir, read_bgr
 
+    from ..common import MissingDependencyError
     from ..registry import select
 
     split = default_split_dir()
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         size = args.size if args.size in e.sizes else e.sizes[0]
         try:
             det = e.build(size, score_threshold=args.score_threshold)
-        except FileNotFoundError as exc:
+        except (FileNotFoundError, MissingDependencyError) as exc:
             print(f"skip {e.name}: {exc}", file=sys.stderr)
             continue
         pic = picture(det, images, f"{e.label} @{size}, score >= {args.score_threshold:g}", args.score_threshold)

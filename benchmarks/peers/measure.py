@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["machine_info", "measure_ap", "measure_landmarks", "measure_latency_interleaved", "model_size", "params_of"]
+__all__ = ["machine_info", "measure_ap", "measure_landmarks", "measure_latency_interleaved", "model_size", "params_of",
+           "tflite_conv_params"]
 
 
 def measure_ap(detector: Callable, names: Sequence[str], cache_dir: Path | None, settings: dict[str, Any],
@@ -111,7 +112,11 @@ def params_of(path: str | os.PathLike) -> int | None:
     """Parameters of an ONNX network as deployed: the elements of every convolution's weight and bias
     (:func:`facelite.bench.graph.count_params`; batch norm folded into them), plus, for a batch norm
     left unfolded in the file behind a convolution without bias, the bias that folding would add.
-    A PyTorch state dict (``.pt``): the elements of its float tensors. Other files: ``None``."""
+    A PyTorch state dict (``.pt``): the elements of its float tensors. A ``.tflite`` file: the
+    weights and biases of its convolutions (:func:`tflite_conv_params`; ``None`` without LiteRT).
+    Other files: ``None``."""
+    if Path(path).suffix.lower() == ".tflite":
+        return tflite_conv_params(path)
     import onnx
 
     from facelite.bench.graph import count_params
@@ -136,8 +141,35 @@ def params_of(path: str | os.PathLike) -> int | None:
     return total
 
 
+def tflite_conv_params(path: str | os.PathLike) -> int | None:
+    """Elements of the weight and bias inputs of every convolution (``CONV_2D``,
+    ``DEPTHWISE_CONV_2D``, ``TRANSPOSE_CONV``, ``FULLY_CONNECTED``) of a ``.tflite`` file's graphs,
+    counted from the tensor shapes (float16 weights behind ``DEQUANTIZE`` count once); ``None``
+    when LiteRT's flatbuffer schema (``ai-edge-litert``) is not installed."""
+    try:
+        from ai_edge_litert import schema_py_generated as schema
+    except ImportError:
+        return None
+    model = schema.Model.GetRootAs(Path(path).read_bytes(), 0)
+    ops = schema.BuiltinOperator
+    conv = {ops.CONV_2D, ops.DEPTHWISE_CONV_2D, ops.TRANSPOSE_CONV, ops.FULLY_CONNECTED}
+    codes = [max(model.OperatorCodes(i).BuiltinCode(), model.OperatorCodes(i).DeprecatedBuiltinCode())
+             for i in range(model.OperatorCodesLength())]
+    total = 0
+    for g in (model.Subgraphs(i) for i in range(model.SubgraphsLength())):
+        for op in (g.Operators(i) for i in range(g.OperatorsLength())):
+            if codes[op.OpcodeIndex()] not in conv:
+                continue
+            inputs = op.InputsAsNumpy()
+            # TRANSPOSE_CONV: (output shape, weights, input, bias); the others: (input, weights, bias)
+            which = [1, 3] if codes[op.OpcodeIndex()] == ops.TRANSPOSE_CONV else [1, 2]
+            total += sum(int(np.prod(g.Tensors(int(inputs[k])).ShapeAsNumpy()))
+                         for k in which if k < len(inputs) and inputs[k] >= 0)
+    return total
+
+
 def model_size(files: Sequence[Path]) -> dict[str, Any]:
-    """``{"file_bytes": total bytes, "params": parameters (ONNX files only, else None)}``."""
+    """``{"file_bytes": total bytes, "params": parameters (ONNX, ``.pt`` and ``.tflite`` files, else None)}``."""
     size = sum(p.stat().st_size for p in files)
     params = [params_of(p) for p in files]
     return {"file_bytes": size, "params": None if any(p is None for p in params) else sum(params)}
