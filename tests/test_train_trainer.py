@@ -151,6 +151,16 @@ def test_init_from_weights_and_distil_from_a_teacher(tiny_config, tmp_path):
     assert np.isfinite(float(rows[0]["total"]))
 
 
+@pytest.mark.shared
+def test_distil_from_the_retinaface_peer_in_the_data_workers(tiny_config):
+    tiny_config.model.teacher = "retinaface"
+    tiny_config.train.workers = 1  # the ONNX teacher runs in (and is pickled to) the worker
+    run = train(tiny_config, stop_after=1)
+    assert "distilling from retinaface (ONNX" in (run / "train.log").read_text()
+    rows = list(csv.DictReader((run / "losses.csv").open()))
+    assert np.isfinite(float(rows[0]["total"]))
+
+
 def test_distill_loss_is_zero_when_student_equals_teacher():
     from facelite.train.loss import distill_loss
 

@@ -20,7 +20,9 @@ class ModelConfig:
     fpn_channels: int = 64
     imagenet_weights: str = ""
     init_weights: str = ""  # start from a weights.pt / best.pt of an earlier run instead of ImageNet
-    teacher: str = ""  # weights.pt / best.pt of a trained facelite model to distil from (same anchors)
+    # distil from: a weights.pt / best.pt of a trained facelite model (same anchors), or "retinaface"
+    # (the MIT-licensed RetinaFace-mnet0.25 peer in ../shared, run by ONNX Runtime in the data workers)
+    teacher: str = ""
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -21,16 +22,22 @@ log = logging.getLogger(__name__)
 class FaceDataset(Dataset):
     """Items are ``(image uint8 (S, S, 3) BGR, labels (N,), box targets (N, 4), landmark targets (N, 10),
     landmark mask (N,))`` for the anchors of an S x S input. Randomness is a pure function of
-    ``(seed, epoch, index)``, so a resumed run sees the same augmentations."""
+    ``(seed, epoch, index)``, so a resumed run sees the same augmentations.
+
+    With a ``teacher`` (:class:`facelite.train.teachers.AnchorTeacher`), items end with the
+    teacher's ``(log-probabilities (N, 2), landmark offsets (N, 10))`` for the augmented image,
+    computed in the data-loading worker."""
 
     def __init__(self, samples: list[Sample], spec: ModelSpec, aug: AugmentConfig, seed: int = 0,
-                 crops: list[LandmarkCrop] | None = None, positive_iou: float = 0.35) -> None:
+                 crops: list[LandmarkCrop] | None = None, positive_iou: float = 0.35,
+                 teacher: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None) -> None:
         self.samples = samples
         self.spec = spec
         self.aug = aug
         self.seed = seed
         self.epoch = 0
         self.positive_iou = positive_iou
+        self.teacher = teacher
         self.anchors = make_anchors(spec, aug.size, aug.size)
         self.anchors_xyxy = cxcywh_to_xyxy(self.anchors)
         log.info("decoding %d training images into memory", len(samples))
@@ -54,8 +61,14 @@ class FaceDataset(Dataset):
                            self.crops, self.crop_images)
         t = encode_targets(self.anchors, lab.boxes, lab.landmarks, lab.has_landmarks, self.spec.variances,
                            self.positive_iou, anchors_xyxy=self.anchors_xyxy)
-        return (torch.from_numpy(img), torch.from_numpy(t.labels), torch.from_numpy(t.boxes),
+        item = (torch.from_numpy(img), torch.from_numpy(t.labels), torch.from_numpy(t.boxes),
                 torch.from_numpy(t.landmarks), torch.from_numpy(t.landmark_mask))
+        if self.teacher is not None:
+            logp, lmk = self.teacher(img)
+            if len(logp) != len(self.anchors):
+                raise ValueError(f"teacher gives {len(logp)} anchors, the student has {len(self.anchors)}")
+            item += (torch.from_numpy(logp), torch.from_numpy(lmk))
+        return item
 
 
 class Normalizer(torch.nn.Module):

@@ -25,6 +25,7 @@ from ..spec import ModelSpec
 RETINAFACE_PATH = "peers/retinaface_mnet025/retinaface_mnet025.onnx"
 YUNET_PATH = "peers/yunet/yunet_n_dynamic.onnx"
 ALLOWED_TEACHERS = ("retinaface", "yunet")
+ANCHOR_TEACHERS = ("retinaface",)  # peers whose raw outputs line up with facelite's anchors
 
 
 def _session(path: Path, threads: int) -> ort.InferenceSession:
@@ -107,9 +108,58 @@ class YuNetTeacher:
         return _finish(boxes, scores, lmks, h, w, score_threshold, nms_threshold)
 
 
+class AnchorTeacher:
+    """RetinaFace-mnet0.25's raw per-anchor outputs, as soft targets for distillation.
+
+    Its priors and box/landmark coding are those of facelite's default geometry (strides 8, 16, 32,
+    sizes 16-512, variances 0.1 / 0.2), so its outputs line up with the student's anchors one to
+    one. The ONNX session is created on first use, so the object can be sent to data-loader
+    worker processes.
+    """
+
+    def __init__(self, path: str | Path | None = None, threads: int = 1) -> None:
+        self.path = Path(path) if path else shared_dir() / RETINAFACE_PATH
+        if not self.path.is_file():
+            raise FileNotFoundError(f"teacher model not found: {self.path} (set FACELITE_SHARED)")
+        self.threads = threads
+        self._session: ort.InferenceSession | None = None
+
+    def __getstate__(self) -> dict:
+        return {"path": self.path, "threads": self.threads, "_session": None}
+
+    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``image``: BGR uint8 (H, W, 3), H and W multiples of 32 (a training crop).
+
+        Returns ``(log-probabilities (N, 2) [background, face], landmark offsets (N, 10))``,
+        float32, for the N anchors of :func:`facelite.anchors.make_anchors` at (H, W), landmark
+        offsets encoded as the student's (x1 y1 ... x5 y5, variance 0.1).
+        """
+        h, w = image.shape[:2]
+        if image.dtype != np.uint8 or image.ndim != 3 or h % 32 or w % 32:
+            raise ValueError(f"teacher input must be uint8 (H, W, 3) with H, W multiples of 32, got "
+                             f"{image.dtype} {image.shape}")
+        if self._session is None:
+            self._session = _session(self.path, self.threads)
+        x = image.astype(np.float32) - np.asarray(RetinaFaceTeacher.spec.mean, np.float32)
+        feed = {self._session.get_inputs()[0].name: x.transpose(2, 0, 1)[None]}
+        _, conf, lmk = self._session.run(None, feed)
+        logp = np.log(np.clip(conf[0], 1e-7, 1.0)).astype(np.float32)
+        return logp, np.ascontiguousarray(lmk[0], dtype=np.float32)
+
+
 def make_teacher(name: str, threads: int = 1):
     if name == "retinaface":
         return RetinaFaceTeacher(threads=threads)
     if name == "yunet":
         return YuNetTeacher(threads=threads)
     raise ValueError(f"teacher must be one of {ALLOWED_TEACHERS} (licence-cleared), got {name!r}")
+
+
+def make_anchor_teacher(name: str, spec: ModelSpec, threads: int = 1) -> AnchorTeacher:
+    """A licence-cleared peer as a per-anchor distillation teacher for a student with ``spec``."""
+    if name not in ANCHOR_TEACHERS:
+        raise ValueError(f"anchor teachers: {ANCHOR_TEACHERS}, got {name!r}")
+    t = RetinaFaceTeacher.spec
+    if (t.strides, t.min_sizes, t.variances) != (spec.strides, spec.min_sizes, spec.variances):
+        raise ValueError(f"{name}'s anchors/coding differ from the student's geometry")
+    return AnchorTeacher(threads=threads)

@@ -26,6 +26,7 @@ from .data import Sample, read_landmark_crops, read_retinaface_labels, read_wide
 from .dataset import FaceDataset, Normalizer
 from .loss import LossWeights, distill_loss, multibox_loss
 from .pseudolabel import attach_crop_boxes
+from .teachers import ANCHOR_TEACHERS, make_anchor_teacher
 
 log = logging.getLogger("facelite.train")
 
@@ -148,12 +149,18 @@ def resolve_device(name: str) -> torch.device:
 
 
 def _worker_init(_: int) -> None:
-    """Data workers: one thread each (OpenCV would otherwise start a pool per worker and
-    compete with the training threads for the cores)."""
+    """Data workers: one thread each. OpenCV's thread count is set to 1 in the parent before the
+    workers are forked (:func:`_single_threaded_opencv`): calling ``cv2.setNumThreads`` in a
+    forked child whose parent had a live OpenCV thread pool can deadlock."""
+    torch.set_num_threads(1)
+
+
+def _single_threaded_opencv() -> None:
+    """OpenCV on one thread in this process (and so in forked workers): its pool would otherwise
+    compete with the training threads for the cores, and must not be alive when workers fork."""
     import cv2
 
     cv2.setNumThreads(1)
-    torch.set_num_threads(1)
 
 
 def lr_at(step: int, total_steps: int, warmup_steps: int, base_lr: float, min_ratio: float) -> float:
@@ -304,7 +311,13 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None,
     samples = load_samples(cfg)
     crops = load_paste_crops(cfg)
     aug = augment_config(cfg, spec)
-    dataset = FaceDataset(samples, spec, aug, seed=cfg.train.seed, crops=crops, positive_iou=cfg.data.positive_iou)
+    anchor_teacher = None
+    if cfg.model.teacher in ANCHOR_TEACHERS:
+        anchor_teacher = make_anchor_teacher(cfg.model.teacher, spec)
+        log.info("distilling from %s (ONNX, in the data workers): cls weight %g, landmark weight %g",
+                 cfg.model.teacher, cfg.train.distill_cls, cfg.train.distill_landmarks)
+    dataset = FaceDataset(samples, spec, aug, seed=cfg.train.seed, crops=crops, positive_iou=cfg.data.positive_iou,
+                          teacher=anchor_teacher)
     steps_per_epoch = len(dataset) // cfg.train.batch_size
     total_steps = steps_per_epoch * cfg.train.epochs
     warmup_steps = int(cfg.train.warmup_epochs * steps_per_epoch)
@@ -332,7 +345,7 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None,
         model = model.to(memory_format=torch.channels_last)
     normalize = Normalizer(spec).to(device)
     teacher = t_normalize = None
-    if cfg.model.teacher:
+    if cfg.model.teacher and anchor_teacher is None:
         teacher, t_spec = load_teacher(resolve(cfg.model.teacher), spec)
         teacher = teacher.to(device).eval()
         if cfg.train.channels_last:
@@ -354,6 +367,8 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None,
              cfg.train.epochs, cfg.train.batch_size, cfg.data.image_size, cfg.train.threads, cfg.train.workers)
     end_epoch = cfg.train.epochs if stop_after is None else min(cfg.train.epochs, start_epoch + stop_after)
     sampler = EpochSampler(len(dataset), cfg.train.seed)
+    if cfg.train.workers > 0:
+        _single_threaded_opencv()
     pin = device.type == "cuda"
     loader = DataLoader(dataset, batch_size=cfg.train.batch_size, sampler=sampler, drop_last=True,
                         num_workers=cfg.train.workers, worker_init_fn=_worker_init, pin_memory=pin,
@@ -371,7 +386,7 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None,
         t0 = time.time()
         bar = Progress(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.train.epochs}", unit="step",
                        log_interval=60.0)
-        for imgs, labels, box_t, lmk_t, lmk_mask in loader:
+        for imgs, labels, box_t, lmk_t, lmk_mask, *soft in loader:
             lr = lr_at(step, total_steps, warmup_steps, cfg.train.lr, cfg.train.min_lr_ratio)
             for g in optimizer.param_groups:
                 g["lr"] = lr
@@ -389,6 +404,9 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None,
                     if cfg.train.channels_last:
                         xt = xt.contiguous(memory_format=torch.channels_last)
                     t_logits, _, t_lmks = teacher(xt)
+            if soft:  # an ONNX teacher's outputs, computed by the data workers
+                t_logits, t_lmks = (t.to(device, non_blocking=pin) for t in soft)
+            if teacher is not None or soft:
                 kd = distill_loss(logits, lmks, t_logits, t_lmks, labels, lmk_mask)
                 losses["total"] = (losses["total"] + cfg.train.distill_cls * kd["cls"]
                                    + cfg.train.distill_landmarks * kd["landmarks"])

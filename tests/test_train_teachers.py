@@ -1,0 +1,74 @@
+"""The RetinaFace-mnet0.25 peer as a per-anchor distillation teacher (needs ../shared)."""
+
+import pickle
+from dataclasses import replace
+from importlib.resources import files
+
+import cv2
+import numpy as np
+import pytest
+
+from facelite.anchors import make_anchors
+from facelite.codec import decode_landmarks
+from facelite.spec import default_spec
+from facelite.train.teachers import (
+    AnchorTeacher,
+    RetinaFaceTeacher,
+    make_anchor_teacher,
+)
+
+SPEC = default_spec(0.35, 64)
+
+
+@pytest.fixture(scope="module")
+def sample_320() -> np.ndarray:
+    img = cv2.imread(str(files("facelite.data") / "astronaut.jpg"))
+    return cv2.resize(img, (320, 320), interpolation=cv2.INTER_AREA)
+
+
+@pytest.mark.shared
+def test_anchor_outputs_decode_to_the_full_teachers_face(sample_320):
+    teacher = make_anchor_teacher("retinaface", SPEC)
+    logp, lmk = teacher(sample_320)
+    anchors = make_anchors(SPEC, 320, 320)
+    assert logp.shape == (len(anchors), 2) and lmk.shape == (len(anchors), 10)
+    assert logp.dtype == lmk.dtype == np.float32
+    np.testing.assert_allclose(np.exp(logp).sum(1), 1.0, atol=1e-4)  # log-probabilities
+    best = int(np.argmax(logp[:, 1]))
+    assert np.exp(logp[best, 1]) > 0.9
+    # the same face as the complete RetinaFace detector (decode + NMS) finds on the same input
+    boxes, scores, lmks = RetinaFaceTeacher()(sample_320)
+    assert scores[0] > 0.9
+    # box offsets are not part of the soft targets: check the anchor is on the face, and the landmarks
+    centre = make_anchors(SPEC, 320, 320)[best, :2]
+    assert boxes[0, 0] < centre[0] < boxes[0, 2] and boxes[0, 1] < centre[1] < boxes[0, 3]
+    ours = decode_landmarks(lmk[best : best + 1], anchors[best : best + 1], SPEC.variances)[0]
+    size = boxes[0, 2] - boxes[0, 0]
+    assert np.abs(ours - lmks[0]).max() < 0.1 * size
+
+
+@pytest.mark.shared
+def test_teacher_pickles_without_its_session_and_checks_input(sample_320):
+    teacher = make_anchor_teacher("retinaface", SPEC)
+    first = teacher(sample_320)
+    copy = pickle.loads(pickle.dumps(teacher))  # as sent to a data-loader worker
+    assert copy._session is None
+    again = copy(sample_320)
+    np.testing.assert_array_equal(first[0], again[0])
+    with pytest.raises(ValueError, match="multiples of 32"):
+        teacher(sample_320[:300])
+    with pytest.raises(ValueError, match="uint8"):
+        teacher(sample_320.astype(np.float32))
+
+
+def test_only_cleared_teachers_with_the_same_geometry():
+    with pytest.raises(ValueError, match="anchor teachers"):
+        make_anchor_teacher("scrfd", SPEC)  # non-commercial licence: never a teacher
+    with pytest.raises(ValueError, match="differ"):
+        make_anchor_teacher("retinaface", replace(SPEC, min_sizes=((8, 16), (32, 64), (128, 256))))
+
+
+def test_missing_teacher_file_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="teacher model not found"):
+        AnchorTeacher(tmp_path / "nope.onnx")
+
