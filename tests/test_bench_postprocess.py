@@ -231,7 +231,7 @@ def crowded_image() -> tuple[np.ndarray, str, int]:
 @pytest.mark.shared
 @pytest.mark.parametrize("input_size", [640, 320])
 def test_crowded_dev_image_post_processing_is_a_small_share(crowded_image, input_size: int) -> None:
-    """On the dev image with the most faces at the evaluation's score threshold 0.02 (thousands of
+    """On the dev image with the most faces, at a score threshold of 0.001 (3,000-12,000
     candidates), decoding + NMS take a small fraction of the network's time. The bench measures the
     share; this guards against a return to the old cost (1.3x the network at 640, 2.5x at 320) with a
     wide margin: the fastest of several runs of each, measured in turns, and a bound of half the
@@ -242,10 +242,12 @@ def test_crowded_dev_image_post_processing_is_a_small_share(crowded_image, input
     from facelite.preprocess import preprocess
 
     image, name, faces = crowded_image
-    det = FaceDetector("mobilenetv2-0.35", input_size=input_size, score_threshold=0.02, threads=1)
+    # score threshold 0.001: thousands of candidates with the shipped model at both sizes (at 0.02 the
+    # model distilled from RetinaFace leaves ~900 at 640 and ~50 at 320 on this image)
+    det = FaceDetector("mobilenetv2-0.35", input_size=input_size, score_threshold=0.001, threads=1)
     tensor, box = preprocess(image, det.spec, input_size)
     scores, deltas, lmk = (o[0] for o in det.backend.run(tensor))
-    assert np.count_nonzero(scores >= 0.02) > 1000
+    assert np.count_nonzero(scores >= 0.001) > 2000
 
     pairs = []
     iou_above = nms_module._iou_above

@@ -186,3 +186,23 @@ def test_peers_quick_command_writes_and_resumes(tmp_path: Path) -> None:
     again = json.loads((out / "peers.json").read_text())
     assert [r["model"] for r in again["rows"]] == ["retinaface-mnet0.25", "yunet-n"]
     assert again["rows"][1]["ap"] == result["rows"][1]["ap"]
+
+
+def test_gap_stats_on_a_hand_made_image():
+    from benchmarks.gap import SIZE_BINS, gap_stats
+    from facelite.evaluation.widerface import ImageGroundTruth
+
+    # faces (x y w h) of 20, 100 and 300 px in a 1000-px image; at input 500 they are 10, 50, 150 px
+    gt = {"a": ImageGroundTruth(np.array([[0, 0, 20, 20], [100, 100, 100, 100], [400, 400, 300, 300]], float),
+                                {"easy": np.array([1, 2]), "medium": np.array([0, 1, 2])})}
+    preds = {"a": np.array([[100, 100, 100, 100, 0.9],     # finds the 100-px face
+                            [400, 400, 300, 300, 0.3],     # the 300-px face, below 0.5
+                            [800, 0, 50, 50, 0.7],         # nowhere near a face: FP at both thresholds
+                            [5, 0, 20, 20, 0.6]])}         # IoU 0.6 with the ignored-in-easy 20-px face
+    r = gap_stats(preds, gt, {"a": 1000.0}, 500, "easy")
+    b50, b150 = (int(np.searchsorted(SIZE_BINS, s, side="right") - 1) for s in (50, 150))
+    assert r["faces"][b50] == 1 and r["faces"][b150] == 1 and sum(r["faces"]) == 2
+    assert r["recall"]["0.5"][b50] == 1.0 and r["recall"]["0.5"][b150] == 0.0 and r["recall"]["0.2"][b150] == 1.0
+    assert r["false_positives"] == {"0.5": 1, "0.2": 1}
+    m = gap_stats(preds, gt, {"a": 1000.0}, 500, "medium")
+    assert m["faces"][0] == 1 and m["recall"]["0.5"][0] == 1.0  # the 10-px face counts in medium

@@ -128,7 +128,7 @@ def run_widerface(args: argparse.Namespace) -> int:
         model = _model_info(det)
         settings = {
             "model_sha256": model["sha256"],
-            "precision": args.precision,
+            "precision": model["precision"] or args.precision,
             "input_size": args.input_size,
             "score_threshold": args.score_threshold,
             "nms_threshold": args.nms_threshold,
@@ -147,7 +147,7 @@ def run_widerface(args: argparse.Namespace) -> int:
         )
         predictions = run.predictions
         out.update(model=model, settings={**settings, "threads": args.threads}, timing=run.to_dict())
-        title = f"{model['name']} {args.precision} @{args.input_size}"
+        title = f"{model['name']} {model['precision'] or args.precision} @{args.input_size}"
         if args.submission:
             wf.write_submission(predictions, args.submission)
     t = time.perf_counter()
@@ -174,7 +174,7 @@ def run_landmarks(args: argparse.Namespace) -> int:
     det = _detector(args)
     model = _model_info(det)
     settings = {
-        "precision": args.precision,
+        "precision": model["precision"] or args.precision,
         "input_size": args.input_size,
         "score_threshold": args.score_threshold,
         "nms_threshold": args.nms_threshold,
@@ -190,7 +190,7 @@ def run_landmarks(args: argparse.Namespace) -> int:
         show_progress=not args.quiet,
         settings=settings,
     )
-    title = f"{model['name']} {args.precision} @{args.input_size}"
+    title = f"{model['name']} {model['precision'] or args.precision} @{args.input_size}"
     print(result.table(title))
     if args.json:
         _write_json(args.json, {"task": "landmarks", "facelite_version": __version__, "model": model, **result.to_dict()})
