@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -84,7 +85,7 @@ def gap_stats(predictions: dict[str, np.ndarray], gt: dict[str, wf.ImageGroundTr
 
 
 def table(results: dict[str, dict], subset: str) -> str:
-    heads = [f"{lo}-{hi}" for lo, hi in zip(SIZE_BINS[:-1], SIZE_BINS[1:])] + [f"{SIZE_BINS[-1]}+"]
+    heads = [f"{lo}-{hi}" for lo, hi in pairwise(SIZE_BINS)] + [f"{SIZE_BINS[-1]}+"]
     first = next(iter(results.values()))
     lines = [f"{subset}: recall at score > {THRESHOLDS[0]} (> {THRESHOLDS[1]}) by face size at the network input, px",
              "", "| model | " + " | ".join(f"{h} ({n})" for h, n in zip(heads, first["faces"])) + " | FP > "
