@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -170,19 +171,17 @@ def finish(
     return b[valid], sc, pts
 
 
-class OrtPeer:
-    """What the ONNX Runtime peer adapters share: the session on the model file and the detection
-    settings every adapter takes. Subclasses call :meth:`_open` from ``__init__`` and build their
-    ``settings()`` on :meth:`_settings`."""
+class Peer:
+    """The detection settings every peer adapter takes, and the ``settings()`` dict built on them
+    (the cache key of a row). Subclasses set ``name`` and ``backend``, call :meth:`_configure`
+    from ``__init__`` and build ``settings()`` on :meth:`_settings`."""
 
     name: str
+    backend: str
     own_nms_threshold: float | None = None
 
-    def _open(self, model_path: Path, input_size: int, score_threshold: float, nms_threshold: float, top_k: int,
-              keep_top_k: int, threads: int | None, interpolation: int | str) -> None:
-        self.model_path = model_path
-        self.session = ort_session(model_path, threads)
-        self.input_name = self.session.get_inputs()[0].name
+    def _configure(self, input_size: int, score_threshold: float, nms_threshold: float, top_k: int,
+                   keep_top_k: int, threads: int | None, interpolation: int | str) -> None:
         self.input_size = input_size
         self.score_threshold = score_threshold
         self.nms_threshold = nms_threshold
@@ -191,10 +190,23 @@ class OrtPeer:
         self.threads = threads
         self.interpolation = interpolation
 
-    def _settings(self, **extra: str) -> dict:
+    def _settings(self, **extra: Any) -> dict:
         return {
-            "model": self.name, "backend": "onnxruntime", "input_size": self.input_size,
+            "model": self.name, "backend": self.backend, "input_size": self.input_size,
             "score_threshold": self.score_threshold, "nms_threshold": self.nms_threshold,
             "own_nms_threshold": self.own_nms_threshold, "top_k": self.top_k, "keep_top_k": self.keep_top_k,
             "interpolation": str(self.interpolation), **extra,
         }
+
+
+class OrtPeer(Peer):
+    """A :class:`Peer` on ONNX Runtime: subclasses call :meth:`_open` from ``__init__``."""
+
+    backend = "onnxruntime"
+
+    def _open(self, model_path: Path, input_size: int, score_threshold: float, nms_threshold: float, top_k: int,
+              keep_top_k: int, threads: int | None, interpolation: int | str) -> None:
+        self.model_path = model_path
+        self.session = ort_session(model_path, threads)
+        self.input_name = self.session.get_inputs()[0].name
+        self._configure(input_size, score_threshold, nms_threshold, top_k, keep_top_k, threads, interpolation)

@@ -43,14 +43,8 @@ def iou_xywh(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def image_sides(split_dir: Path) -> dict[str, float]:
     """``image_key -> longer side`` of the original image, from the split's ``images.tsv``."""
-    lines = (split_dir / "images.tsv").read_text().splitlines()
-    head = lines[0].split("\t")
-    i, w, h = head.index("name"), head.index("orig_w"), head.index("orig_h")
-    out = {}
-    for ln in lines[1:]:
-        p = ln.split("\t")
-        out[wf.image_key(p[i])] = float(max(int(p[w]), int(p[h])))
-    return out
+    widths, heights = (wf.read_image_table(split_dir, c) for c in ("orig_w", "orig_h"))
+    return {k: float(max(int(w), int(heights[k]))) for k, w in widths.items()}
 
 
 def gap_stats(predictions: dict[str, np.ndarray], gt: dict[str, wf.ImageGroundTruth], sides: dict[str, float],

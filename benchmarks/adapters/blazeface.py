@@ -47,6 +47,7 @@ import numpy as np
 from ..common import (
     Detections,
     MissingDependencyError,
+    Peer,
     check_bgr,
     empty_detections,
     finish,
@@ -106,7 +107,7 @@ def litert_interpreter():
     return Interpreter
 
 
-class BlazeFace:
+class BlazeFace(Peer):
     """``image (BGR uint8 HxWx3) -> (boxes xyxy (K,4), scores (K,), None)`` float32, original-image
     pixels, highest score first.
 
@@ -114,6 +115,7 @@ class BlazeFace:
     ``input_size``: ``None`` or the model's own size (the input is fixed).
     """
 
+    backend = "ai-edge-litert (TFLite interpreter)"
     own_nms_threshold = OWN_NMS_THRESHOLD
     num_landmarks = 0
 
@@ -154,26 +156,14 @@ class BlazeFace:
         n = int(self.interpreter.get_output_details()[0]["shape"][1])
         if len(self.anchors) != n or n != v["anchors"]:
             raise ValueError(f"{self.model_path}: {n} outputs per class, {len(self.anchors)} anchors")
-        self.input_size = size
-        self.score_threshold = score_threshold
-        self.nms_threshold = nms_threshold
-        self.top_k = top_k
-        self.keep_top_k = keep_top_k
-        self.threads = threads
-        self.interpolation = interpolation
+        self._configure(size, score_threshold, nms_threshold, top_k, keep_top_k, threads, interpolation)
 
     def settings(self) -> dict:
-        v = VARIANTS[self.variant]
-        return {
-            "model": self.name, "backend": "ai-edge-litert (TFLite interpreter)", "input_size": self.input_size,
-            "score_threshold": self.score_threshold, "nms_threshold": self.nms_threshold,
-            "own_nms_threshold": self.own_nms_threshold, "own_nms": "weighted NMS (not reproduced)",
-            "own_score_threshold": v["own_score"], "top_k": self.top_k, "keep_top_k": self.keep_top_k,
-            "interpolation": str(self.interpolation),
-            "fixed_input": f"{self.input_size}x{self.input_size}, letterboxed (centred, black); "
-                           "reported in the 320 column",
-            "landmarks": "none (6 MediaPipe keypoints, one mouth point: no 5-point mapping)",
-        }
+        return self._settings(
+            own_nms="weighted NMS (not reproduced)", own_score_threshold=VARIANTS[self.variant]["own_score"],
+            fixed_input=f"{self.input_size}x{self.input_size}, letterboxed (centred, black); reported in the 320 column",
+            landmarks="none (6 MediaPipe keypoints, one mouth point: no 5-point mapping)",
+        )
 
     def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, tuple[float, float], tuple[float, float]]:
         """``(tensor [1,S,S,3] float32 RGB in [-1, 1], (sx, sy), (left, top))``:

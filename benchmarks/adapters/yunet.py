@@ -23,6 +23,7 @@ import numpy as np
 from ..common import (
     Detections,
     OrtPeer,
+    Peer,
     check_bgr,
     empty_detections,
     finish,
@@ -121,7 +122,7 @@ def decode(
     return boxes[k], scores[k], points[k]
 
 
-class YuNetOpenCV:
+class YuNetOpenCV(Peer):
     """YuNet-s through ``cv2.FaceDetectorYN`` (OpenCV's own pre/post-processing and NMS), as an
     application calls it: the image resized by facelite's policy, ``setInputSize`` to the resized
     size, ``detect``. Same output contract as :class:`YuNet`.
@@ -129,6 +130,7 @@ class YuNetOpenCV:
     ``threads=1`` sets OpenCV's process-wide thread count to 1 (``cv2.setNumThreads``).
     """
 
+    own_nms_threshold = OWN_NMS_THRESHOLD
     num_landmarks = 5
 
     def __init__(
@@ -152,24 +154,12 @@ class YuNetOpenCV:
             cv2.setNumThreads(threads)
         self.detector = cv2.FaceDetectorYN.create(str(self.model_path), "", (input_size, input_size),
                                                   score_threshold, nms_threshold, top_k)
-        self.input_size = input_size
-        self.score_threshold = score_threshold
-        self.nms_threshold = nms_threshold
-        self.top_k = top_k
-        self.keep_top_k = keep_top_k
-        self.threads = threads
-        self.interpolation = interpolation
+        self.backend = f"opencv {cv2.__version__} FaceDetectorYN"
+        self._configure(input_size, score_threshold, nms_threshold, top_k, keep_top_k, threads, interpolation)
         self._size: tuple[int, int] | None = None
 
     def settings(self) -> dict:
-        import cv2
-
-        return {
-            "model": self.name, "backend": f"opencv {cv2.__version__} FaceDetectorYN", "input_size": self.input_size,
-            "score_threshold": self.score_threshold, "nms_threshold": self.nms_threshold,
-            "own_nms_threshold": OWN_NMS_THRESHOLD, "top_k": self.top_k, "keep_top_k": self.keep_top_k,
-            "interpolation": str(self.interpolation), "padding": "OpenCV's (bottom/right, black)",
-        }
+        return self._settings(padding="OpenCV's (bottom/right, black)")
 
     def __call__(self, image: np.ndarray) -> Detections:
         check_bgr(image)

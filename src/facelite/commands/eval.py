@@ -126,9 +126,10 @@ def run_widerface(args: argparse.Namespace) -> int:
     else:
         det = _detector(args, args.keep_top_k)
         model = _model_info(det)
+        precision = model["precision"] or args.precision  # the file's own, for a model given by path
         settings = {
             "model_sha256": model["sha256"],
-            "precision": model["precision"] or args.precision,
+            "precision": precision,
             "input_size": args.input_size,
             "score_threshold": args.score_threshold,
             "nms_threshold": args.nms_threshold,
@@ -147,7 +148,7 @@ def run_widerface(args: argparse.Namespace) -> int:
         )
         predictions = run.predictions
         out.update(model=model, settings={**settings, "threads": args.threads}, timing=run.to_dict())
-        title = f"{model['name']} {model['precision'] or args.precision} @{args.input_size}"
+        title = f"{model['name']} {precision} @{args.input_size}"
         if args.submission:
             wf.write_submission(predictions, args.submission)
     t = time.perf_counter()
@@ -173,8 +174,9 @@ def run_landmarks(args: argparse.Namespace) -> int:
 
     det = _detector(args)
     model = _model_info(det)
+    precision = model["precision"] or args.precision
     settings = {
-        "precision": model["precision"] or args.precision,
+        "precision": precision,
         "input_size": args.input_size,
         "score_threshold": args.score_threshold,
         "nms_threshold": args.nms_threshold,
@@ -190,7 +192,7 @@ def run_landmarks(args: argparse.Namespace) -> int:
         show_progress=not args.quiet,
         settings=settings,
     )
-    title = f"{model['name']} {model['precision'] or args.precision} @{args.input_size}"
+    title = f"{model['name']} {precision} @{args.input_size}"
     print(result.table(title))
     if args.json:
         _write_json(args.json, {"task": "landmarks", "facelite_version": __version__, "model": model, **result.to_dict()})

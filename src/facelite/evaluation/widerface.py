@@ -92,22 +92,28 @@ def read_image_list(split: str | os.PathLike | Iterable[str]) -> list[str]:
     return [str(n) for n in split]
 
 
-def read_image_scales(split_dir: str | os.PathLike) -> dict[str, float]:
-    """``image_key -> stored/original scale`` from a split's ``images.tsv`` (empty if absent)."""
+def read_image_table(split_dir: str | os.PathLike, column: str) -> dict[str, str]:
+    """``image_key -> value of column`` from a split's ``images.tsv`` (columns ``name orig_w
+    orig_h w h scale``); empty if the file or the column is absent."""
     path = Path(split_dir) / "images.tsv"
     if not path.is_file():
         return {}
-    scales: dict[str, float] = {}
     lines = path.read_text().splitlines()
     header = lines[0].split("\t") if lines else []
-    if "name" not in header or "scale" not in header:
+    if "name" not in header or column not in header:
         return {}
-    i_name, i_scale = header.index("name"), header.index("scale")
+    i_name, i_col = header.index("name"), header.index(column)
+    out: dict[str, str] = {}
     for ln in lines[1:]:
         parts = ln.split("\t")
-        if len(parts) > max(i_name, i_scale):
-            scales[image_key(parts[i_name])] = float(parts[i_scale])
-    return scales
+        if len(parts) > max(i_name, i_col):
+            out[image_key(parts[i_name])] = parts[i_col]
+    return out
+
+
+def read_image_scales(split_dir: str | os.PathLike) -> dict[str, float]:
+    """``image_key -> stored/original scale`` from a split's ``images.tsv`` (empty if absent)."""
+    return {k: float(v) for k, v in read_image_table(split_dir, "scale").items()}
 
 
 # --------------------------------------------------------------------------- ground truth

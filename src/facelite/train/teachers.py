@@ -28,9 +28,14 @@ ALLOWED_TEACHERS = ("retinaface", "yunet")
 ANCHOR_TEACHERS = ("retinaface",)  # peers whose raw outputs line up with facelite's anchors
 
 
-def _session(path: Path, threads: int) -> ort.InferenceSession:
+def _require(path: Path) -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"teacher model not found: {path} (set FACELITE_SHARED)")
+    return path
+
+
+def _session(path: Path, threads: int) -> ort.InferenceSession:
+    _require(path)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
@@ -118,9 +123,7 @@ class AnchorTeacher:
     """
 
     def __init__(self, path: str | Path | None = None, threads: int = 1) -> None:
-        self.path = Path(path) if path else shared_dir() / RETINAFACE_PATH
-        if not self.path.is_file():
-            raise FileNotFoundError(f"teacher model not found: {self.path} (set FACELITE_SHARED)")
+        self.path = _require(Path(path) if path else shared_dir() / RETINAFACE_PATH)  # fail here, not in a worker
         self.threads = threads
         self._session: ort.InferenceSession | None = None
 
@@ -140,9 +143,9 @@ class AnchorTeacher:
                              f"{image.dtype} {image.shape}")
         if self._session is None:
             self._session = _session(self.path, self.threads)
+            self._input = self._session.get_inputs()[0].name
         x = image.astype(np.float32) - np.asarray(RetinaFaceTeacher.spec.mean, np.float32)
-        feed = {self._session.get_inputs()[0].name: x.transpose(2, 0, 1)[None]}
-        _, conf, lmk = self._session.run(None, feed)
+        _, conf, lmk = self._session.run(None, {self._input: x.transpose(2, 0, 1)[None]})
         logp = np.log(np.clip(conf[0], 1e-7, 1.0)).astype(np.float32)
         return logp, np.ascontiguousarray(lmk[0], dtype=np.float32)
 
