@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 
 from facelite.spec import FLIP_PERMUTATION
-from facelite.train.augment import AugmentConfig, Labels, augment, hflip, random_square_crop
+import cv2
+
+from facelite.train.augment import AugmentConfig, Labels, augment, degrade, hflip, random_square_crop
 from facelite.train.data import Sample, read_retinaface_labels, read_wider_txt, write_retinaface_labels
 
 WIDER = """a/one.jpg
@@ -109,3 +111,40 @@ def test_landmark_crops_keep_their_name_and_point_order(tmp_path):
     assert crops[0].path == tmp_path / "set/a.jpg"
     np.testing.assert_array_equal(crops[0].landmarks, [[1, 11], [2, 12], [3, 13], [4, 14], [5, 15]])
     assert crops[0].box is None
+
+
+def _textured(seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return cv2.resize(rng.integers(0, 255, (60, 80, 3), dtype=np.uint8), (320, 240), interpolation=cv2.INTER_NEAREST)
+
+
+def test_degrade_each_step_does_what_it_says():
+    img = _textured()
+    sharp = cv2.Laplacian(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), cv2.CV_64F).var()
+    assert degrade(img, AugmentConfig(), np.random.default_rng(0)) is img
+    for seed in range(4):  # Gaussian blur or resampling, whichever the seed draws: both soften edges
+        out = degrade(img, AugmentConfig(blur_prob=1.0), np.random.default_rng(seed))
+        assert out.shape == img.shape and out.dtype == np.uint8
+        assert cv2.Laplacian(cv2.cvtColor(out, cv2.COLOR_BGR2GRAY), cv2.CV_64F).var() < 0.6 * sharp
+    jpeg = degrade(img, AugmentConfig(jpeg_prob=1.0), np.random.default_rng(0))
+    assert jpeg.shape == img.shape and 0 < np.abs(jpeg.astype(int) - img).mean() < 40
+    gray = degrade(img, AugmentConfig(gray_prob=1.0), np.random.default_rng(0))
+    assert np.array_equal(gray[..., 0], gray[..., 1]) and np.array_equal(gray[..., 1], gray[..., 2])
+    assert not np.array_equal(img[..., 0], img[..., 1])
+
+
+def test_degrade_changes_pixels_only_and_keeps_the_random_stream():
+    img = _textured(1)
+    boxes = np.array([[10, 10, 120, 130], [150, 60, 300, 220]], np.float32)
+    lmk = np.tile(np.linspace(20, 100, 10, dtype=np.float32).reshape(1, 5, 2), (2, 1, 1))
+    lab = Labels(boxes, lmk, np.ones(2, bool))
+    on = AugmentConfig(size=128, blur_prob=1.0, jpeg_prob=1.0, gray_prob=1.0)
+    never = AugmentConfig(size=128, blur_prob=1e-12, jpeg_prob=1e-12, gray_prob=1e-12)
+    for seed in range(3):
+        a_img, a = augment(img, lab, on, np.random.default_rng(seed))
+        b_img, b = augment(img, lab, never, np.random.default_rng(seed))
+        np.testing.assert_array_equal(a.boxes, b.boxes)
+        np.testing.assert_array_equal(a.landmarks, b.landmarks)
+        assert not np.array_equal(a_img, b_img)
+        again, _ = augment(img, lab, on, np.random.default_rng(seed))
+        np.testing.assert_array_equal(a_img, again)

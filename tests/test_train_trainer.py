@@ -80,7 +80,7 @@ def test_lr_schedule_warmup_then_cosine():
 def test_shipped_recipes_parse():
     from pathlib import Path
 
-    for path in sorted(Path(__file__).parents[1].joinpath("configs").glob("*.toml")):
+    for path in sorted(Path(__file__).parents[1].joinpath("configs").rglob("*.toml")):
         cfg = load_config(path)
         assert cfg.train.epochs > 0 and cfg.data.image_size % 32 == 0
 

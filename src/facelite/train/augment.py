@@ -1,5 +1,6 @@
 """Training augmentation (RetinaFace recipe): random square crop, photometric distortion,
-landmark-crop pasting, horizontal flip with landmark swap, resize to the training size.
+landmark-crop pasting, horizontal flip with landmark swap, resize to the training size; optional
+image degradations (blur or resampling, JPEG artefacts, grey) that leave the labels unchanged.
 
 All functions take and return BGR uint8 images and labels in that image's pixels:
 boxes float32 (N, 4) xyxy, landmarks float32 (N, 5, 2), has_landmarks bool (N,).
@@ -43,6 +44,9 @@ class AugmentConfig:
     paste_max: int = 3
     paste_min_size: float = 12.0
     paste_max_size: float = 0.45  # fraction of ``size``
+    blur_prob: float = 0.0  # Gaussian blur (sigma 0.5-1.6) or down-and-up resampling (x0.35-0.8)
+    jpeg_prob: float = 0.0  # re-encode as JPEG at quality 30-90
+    gray_prob: float = 0.0  # grey, kept as 3 channels
 
 
 def random_square_crop(image: np.ndarray, labels: Labels, cfg: AugmentConfig,
@@ -185,6 +189,30 @@ def paste_landmark_crops(image: np.ndarray, labels: Labels, crops: list[Landmark
     return out, Labels(np.concatenate(boxes), np.concatenate(lmks), np.concatenate(has))
 
 
+def degrade(image: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    """Blur or resample, JPEG artefacts and grey, each with its probability from ``cfg``: the
+    blur, low resolution and compression of real photos (WIDER FACE's blurry faces, the dev
+    split's JPEGs against the training split's WebP). Pixels move nowhere, so labels hold.
+    Same shape and dtype out; always draws the same number of random values (reproducible)."""
+    u = rng.random(4)
+    sigma, factor, quality = rng.uniform(0.5, 1.6), rng.uniform(0.35, 0.8), int(rng.integers(30, 91))
+    out = image
+    if u[0] < cfg.blur_prob:
+        if u[1] < 0.5:
+            out = cv2.GaussianBlur(out, (0, 0), sigma)
+        else:
+            h, w = out.shape[:2]
+            small = cv2.resize(out, (max(int(w * factor), 1), max(int(h * factor), 1)), interpolation=cv2.INTER_AREA)
+            out = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    if u[2] < cfg.jpeg_prob:
+        ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        if ok:
+            out = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if u[3] < cfg.gray_prob:
+        out = cv2.cvtColor(cv2.cvtColor(out, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    return out
+
+
 def augment(image: np.ndarray, labels: Labels, cfg: AugmentConfig, rng: np.random.Generator,
             crops: list[LandmarkCrop] | None = None,
             crop_images: list[np.ndarray] | None = None) -> tuple[np.ndarray, Labels]:
@@ -194,6 +222,8 @@ def augment(image: np.ndarray, labels: Labels, cfg: AugmentConfig, rng: np.rando
         out, lab = paste_landmark_crops(out, lab, crops, crop_images or [], cfg, rng)
     if cfg.photometric:
         out = photometric_distort(out, rng)
+    if cfg.blur_prob or cfg.jpeg_prob or cfg.gray_prob:
+        out = degrade(out, cfg, rng)
     if rng.random() < cfg.flip_prob:
         out, lab = hflip(out, lab)
     return out, lab

@@ -36,6 +36,9 @@ class DataConfig:
     crop_scales: list[float] = field(default_factory=lambda: [0.3, 0.45, 0.6, 0.8, 1.0])
     paste_prob: float = 0.5
     paste_max: int = 3
+    blur_prob: float = 0.0  # image degradations of facelite.train.augment.degrade
+    jpeg_prob: float = 0.0
+    gray_prob: float = 0.0
     positive_iou: float = 0.35
     eval_split: str = "data/widerface/dev"
 
