@@ -6,7 +6,7 @@ import pytest
 from facelite.spec import FLIP_PERMUTATION
 import cv2
 
-from facelite.train.augment import AugmentConfig, Labels, augment, degrade, hflip, random_square_crop
+from facelite.train.augment import AugmentConfig, Labels, augment, degrade, hflip, mosaic, random_square_crop
 from facelite.train.data import Sample, read_retinaface_labels, read_wider_txt, write_retinaface_labels
 
 WIDER = """a/one.jpg
@@ -148,3 +148,60 @@ def test_degrade_changes_pixels_only_and_keeps_the_random_stream():
         assert not np.array_equal(a_img, b_img)
         again, _ = augment(img, lab, on, np.random.default_rng(seed))
         np.testing.assert_array_equal(a_img, again)
+
+
+def _one_face_image(value: int) -> tuple[np.ndarray, Labels]:
+    img = np.zeros((200, 300, 3), np.uint8)
+    img[70:130, 120:180] = value
+    lmk = np.array([[[135, 90], [165, 90], [150, 100], [138, 115], [162, 115]]], np.float32)
+    return img, Labels(np.array([[120, 70, 180, 130]], np.float32), lmk, np.array([True]))
+
+
+def test_mosaic_keeps_each_face_on_its_own_pixels():
+    """Four one-face images of different brightness: every face box in the mosaic covers pixels of
+    one brightness only, landmarks stay inside their box, and across draws all four appear."""
+    tiles = [_one_face_image(v) for v in (60, 120, 180, 240)]
+    cfg = AugmentConfig(size=160, crop_scales=(0.6, 1.0, 1.5))
+    seen = set()
+    for seed in range(30):
+        out, lab = mosaic(tiles, cfg, np.random.default_rng(seed))
+        assert out.shape == (160, 160, 3) and out.dtype == np.uint8
+        assert np.all(lab.boxes >= 0) and np.all(lab.boxes <= 160)
+        assert np.all(lab.boxes[:, 2:] > lab.boxes[:, :2])
+        for b, pts in zip(lab.boxes, lab.landmarks):
+            x1, y1, x2, y2 = b
+            inner = out[int(np.ceil(y1)) + 3 : int(y2) - 3, int(np.ceil(x1)) + 3 : int(x2) - 3]
+            if inner.size == 0:
+                continue
+            level = min((60, 120, 180, 240), key=lambda v: abs(int(np.median(inner)) - v))
+            assert np.abs(inner.astype(int) - level).max() <= 25  # one face's pixels (levels 60 apart; cubic ringing)
+            seen.add(level)
+            for x, y in pts:  # points inside the box (a clipped face may have some outside) sit on its face
+                if x1 + 3 < x < x2 - 3 and y1 + 3 < y < y2 - 3:
+                    assert abs(int(out[int(y), int(x), 0]) - level) <= 25
+    assert seen == {60, 120, 180, 240}
+    with pytest.raises(ValueError, match="4 images"):
+        mosaic(tiles[:3], cfg, np.random.default_rng(0))
+
+
+def test_dataset_mosaic_is_reproducible_and_off_by_default(tmp_path):
+    import cv2 as _cv2
+
+    from facelite.spec import ModelSpec
+    from facelite.train.dataset import FaceDataset
+
+    samples = []
+    for k, v in enumerate((60, 120, 180, 240)):
+        img, lab = _one_face_image(v)
+        path = tmp_path / f"{k}.png"
+        _cv2.imwrite(str(path), img)
+        samples.append(Sample(str(path), lab.boxes, lab.landmarks, lab.has_landmarks))
+    spec = ModelSpec(alpha=0.35)
+    plain = FaceDataset(samples, spec, AugmentConfig(size=128), seed=0)
+    mixed = FaceDataset(samples, spec, AugmentConfig(size=128, mosaic_prob=1.0), seed=0)
+    a, b = plain[(0, 1)], mixed[(0, 1)]
+    assert a[0].shape == b[0].shape == (128, 128, 3)
+    assert len(np.unique(b[0].numpy()[..., 0])) > len(np.unique(a[0].numpy()[..., 0]))
+    for x, y in zip(mixed[(0, 1)], b):
+        assert np.array_equal(x.numpy(), y.numpy())
+    assert (b[1].numpy() == 1).sum() >= 1

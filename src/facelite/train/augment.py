@@ -1,6 +1,7 @@
 """Training augmentation (RetinaFace recipe): random square crop, photometric distortion,
 landmark-crop pasting, horizontal flip with landmark swap, resize to the training size; optional
-image degradations (blur or resampling, JPEG artefacts, grey) that leave the labels unchanged.
+image degradations (blur or resampling, JPEG artefacts, grey) that leave the labels unchanged;
+optional mosaic of four images (each square-cropped, one per quadrant around a random centre).
 
 All functions take and return BGR uint8 images and labels in that image's pixels:
 boxes float32 (N, 4) xyxy, landmarks float32 (N, 5, 2), has_landmarks bool (N,).
@@ -47,6 +48,7 @@ class AugmentConfig:
     blur_prob: float = 0.0  # Gaussian blur (sigma 0.5-1.6) or down-and-up resampling (x0.35-0.8)
     jpeg_prob: float = 0.0  # re-encode as JPEG at quality 30-90
     gray_prob: float = 0.0  # grey, kept as 3 channels
+    mosaic_prob: float = 0.0  # four images in one sample (the dataset draws the other three)
 
 
 def random_square_crop(image: np.ndarray, labels: Labels, cfg: AugmentConfig,
@@ -84,6 +86,51 @@ def random_square_crop(image: np.ndarray, labels: Labels, cfg: AugmentConfig,
     lmks = ((kept.landmarks - [x0, y0]) * s).astype(np.float32)
     valid = (boxes[:, 2] - boxes[:, 0] > 1e-3) & (boxes[:, 3] - boxes[:, 1] > 1e-3)
     return out, Labels(boxes, lmks, kept.has_landmarks).select(valid)
+
+
+def mosaic(tiles: list[tuple[np.ndarray, Labels]], cfg: AugmentConfig,
+           rng: np.random.Generator) -> tuple[np.ndarray, Labels]:
+    """Four images in one ``cfg.size`` x ``cfg.size`` sample: a centre ``(cx, cy)`` is drawn in the
+    middle half of the square, and quadrant k (top-left, top-right, bottom-left, bottom-right)
+    gets the same-sized window of image k after :func:`random_square_crop` (so each image keeps
+    the crop-scale distribution of single samples). Window k is taken at a random place of its
+    square. Faces whose centre lies outside their window are dropped, the others are clipped to
+    it. Labels are in the output's pixels."""
+    if len(tiles) != 4:
+        raise ValueError(f"mosaic needs 4 images, got {len(tiles)}")
+    size = cfg.size
+    cx, cy = (int(v) for v in rng.integers(size // 4, size - size // 4 + 1, 2))
+    out = np.empty((size, size, 3), np.uint8)
+    boxes, lmks, has = [], [], []
+    quadrants = ((0, 0, cx, cy), (cx, 0, size, cy), (0, cy, cx, size), (cx, cy, size, size))
+    for (image, labels), (qx0, qy0, qx1, qy1) in zip(tiles, quadrants):
+        tile, lab = random_square_crop(image, labels, cfg, rng)
+        qw, qh = qx1 - qx0, qy1 - qy0
+        if qw <= 0 or qh <= 0:
+            continue
+        tx, ty = int(rng.integers(0, size - qw + 1)), int(rng.integers(0, size - qh + 1))
+        out[qy0:qy1, qx0:qx1] = tile[ty:ty + qh, tx:tx + qw]
+        c = (lab.boxes[:, :2] + lab.boxes[:, 2:]) / 2
+        inside = (c[:, 0] > tx) & (c[:, 0] < tx + qw) & (c[:, 1] > ty) & (c[:, 1] < ty + qh)
+        lab = lab.select(inside)
+        shift = np.array([qx0 - tx, qy0 - ty], np.float32)
+        b = lab.boxes + np.tile(shift, 2)
+        b = np.clip(b, [qx0, qy0, qx0, qy0], [qx1, qy1, qx1, qy1]).astype(np.float32)
+        valid = (b[:, 2] - b[:, 0] > 1) & (b[:, 3] - b[:, 1] > 1)
+        boxes.append(b[valid])
+        lmks.append((lab.landmarks + shift)[valid].astype(np.float32))
+        has.append(lab.has_landmarks[valid])
+    return out, Labels(np.concatenate(boxes).reshape(-1, 4), np.concatenate(lmks).reshape(-1, 5, 2),
+                       np.concatenate(has).astype(bool))
+
+
+def mosaic_partners(count: int, cfg: AugmentConfig, rng: np.random.Generator) -> list[int]:
+    """Indices (of ``count`` images) of the three others for a :func:`mosaic`, drawn with
+    probability ``cfg.mosaic_prob``; empty otherwise. Draws nothing when mosaic is off, so recipes
+    without it keep their random stream."""
+    if cfg.mosaic_prob <= 0 or rng.random() >= cfg.mosaic_prob:
+        return []
+    return [int(j) for j in rng.integers(count, size=3)]
 
 
 def _square(image: np.ndarray, x0: int, y0: int, side: int, fill: tuple[int, int, int]) -> np.ndarray:
@@ -215,9 +262,14 @@ def degrade(image: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> 
 
 def augment(image: np.ndarray, labels: Labels, cfg: AugmentConfig, rng: np.random.Generator,
             crops: list[LandmarkCrop] | None = None,
-            crop_images: list[np.ndarray] | None = None) -> tuple[np.ndarray, Labels]:
-    """The full training transform; output image is ``cfg.size`` x ``cfg.size`` BGR uint8."""
-    out, lab = random_square_crop(image, labels, cfg, rng)
+            crop_images: list[np.ndarray] | None = None,
+            others: list[tuple[np.ndarray, Labels]] | None = None) -> tuple[np.ndarray, Labels]:
+    """The full training transform; output image is ``cfg.size`` x ``cfg.size`` BGR uint8. With
+    three ``others`` the geometry is a :func:`mosaic` of this image and them."""
+    if others:
+        out, lab = mosaic([(image, labels), *others], cfg, rng)
+    else:
+        out, lab = random_square_crop(image, labels, cfg, rng)
     if crops:  # before the colour changes, so pasted faces share the image's colour statistics
         out, lab = paste_landmark_crops(out, lab, crops, crop_images or [], cfg, rng)
     if cfg.photometric:

@@ -39,6 +39,7 @@ class DataConfig:
     blur_prob: float = 0.0  # image degradations of facelite.train.augment.degrade
     jpeg_prob: float = 0.0
     gray_prob: float = 0.0
+    mosaic_prob: float = 0.0  # four training images in one sample (facelite.train.augment.mosaic)
     positive_iou: float = 0.35
     eval_split: str = "data/widerface/dev"
 

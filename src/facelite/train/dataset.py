@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 from ..anchors import make_anchors
 from ..imageio import load_image
 from ..spec import ModelSpec
-from .augment import AugmentConfig, Labels, augment
+from .augment import AugmentConfig, Labels, augment, mosaic_partners
 from .data import LandmarkCrop, Sample
 from .match import cxcywh_to_xyxy, encode_targets
 
@@ -56,9 +56,9 @@ class FaceDataset(Dataset):
         if isinstance(index, tuple):
             epoch, index = index
         rng = np.random.default_rng((self.seed, epoch, index))
-        s = self.samples[index]
-        img, lab = augment(self.images[index], Labels(s.boxes, s.landmarks, s.has_landmarks), self.aug, rng,
-                           self.crops, self.crop_images)
+        others = [(self.images[j], self._labels(j)) for j in mosaic_partners(len(self.samples), self.aug, rng)]
+        img, lab = augment(self.images[index], self._labels(index), self.aug, rng, self.crops, self.crop_images,
+                           others)
         t = encode_targets(self.anchors, lab.boxes, lab.landmarks, lab.has_landmarks, self.spec.variances,
                            self.positive_iou, anchors_xyxy=self.anchors_xyxy)
         item = (torch.from_numpy(img), torch.from_numpy(t.labels), torch.from_numpy(t.boxes),
@@ -69,6 +69,10 @@ class FaceDataset(Dataset):
                 raise ValueError(f"teacher gives {len(logp)} anchors, the student has {len(self.anchors)}")
             item += (torch.from_numpy(logp), torch.from_numpy(lmk))
         return item
+
+    def _labels(self, index: int) -> Labels:
+        s = self.samples[index]
+        return Labels(s.boxes, s.landmarks, s.has_landmarks)
 
 
 class Normalizer(torch.nn.Module):

@@ -222,7 +222,8 @@ def augment_config(cfg: Config, spec: ModelSpec) -> AugmentConfig:
     return AugmentConfig(size=cfg.data.image_size, crop_scales=tuple(cfg.data.crop_scales),
                          fill_bgr=tuple(int(round(v)) for v in mean_bgr),
                          paste_prob=cfg.data.paste_prob, paste_max=cfg.data.paste_max,
-                         blur_prob=cfg.data.blur_prob, jpeg_prob=cfg.data.jpeg_prob, gray_prob=cfg.data.gray_prob)
+                         blur_prob=cfg.data.blur_prob, jpeg_prob=cfg.data.jpeg_prob, gray_prob=cfg.data.gray_prob,
+                         mosaic_prob=cfg.data.mosaic_prob)
 
 
 def build_optimizer(model: torch.nn.Module, cfg: Config, fused: bool = False) -> torch.optim.Optimizer:
