@@ -1,11 +1,10 @@
 """Readers for WIDER text and RetinaFace label.txt, and the augmentation's label bookkeeping."""
 
+import cv2
 import numpy as np
 import pytest
 
 from facelite.spec import FLIP_PERMUTATION
-import cv2
-
 from facelite.train.augment import AugmentConfig, Labels, augment, degrade, hflip, mosaic, random_square_crop
 from facelite.train.data import Sample, read_retinaface_labels, read_wider_txt, write_retinaface_labels
 
@@ -159,7 +158,8 @@ def _one_face_image(value: int) -> tuple[np.ndarray, Labels]:
 
 def test_mosaic_keeps_each_face_on_its_own_pixels():
     """Four one-face images of different brightness: every face box in the mosaic covers pixels of
-    one brightness only, landmarks stay inside their box, and across draws all four appear."""
+    one brightness only, its landmarks that lie inside it sit on that face, and across draws all
+    four faces appear."""
     tiles = [_one_face_image(v) for v in (60, 120, 180, 240)]
     cfg = AugmentConfig(size=160, crop_scales=(0.6, 1.0, 1.5))
     seen = set()
@@ -185,8 +185,6 @@ def test_mosaic_keeps_each_face_on_its_own_pixels():
 
 
 def test_dataset_mosaic_is_reproducible_and_off_by_default(tmp_path):
-    import cv2 as _cv2
-
     from facelite.spec import ModelSpec
     from facelite.train.dataset import FaceDataset
 
@@ -194,7 +192,7 @@ def test_dataset_mosaic_is_reproducible_and_off_by_default(tmp_path):
     for k, v in enumerate((60, 120, 180, 240)):
         img, lab = _one_face_image(v)
         path = tmp_path / f"{k}.png"
-        _cv2.imwrite(str(path), img)
+        cv2.imwrite(str(path), img)
         samples.append(Sample(str(path), lab.boxes, lab.landmarks, lab.has_landmarks))
     spec = ModelSpec(alpha=0.35)
     plain = FaceDataset(samples, spec, AugmentConfig(size=128), seed=0)

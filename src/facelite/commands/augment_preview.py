@@ -42,11 +42,8 @@ def run(args: argparse.Namespace) -> int:
     colours = [(255, 0, 0), (0, 0, 255), (0, 255, 255), (255, 0, 255), (0, 255, 0)]
     for idx in rng.choice(len(samples), size=min(args.n, len(samples)), replace=False):
         s = samples[int(idx)]
-        others = [(load_image(samples[j].path), Labels(samples[j].boxes, samples[j].landmarks,
-                                                       samples[j].has_landmarks))
-                  for j in mosaic_partners(len(samples), aug, rng)]
-        img, lab = augment(load_image(s.path), Labels(s.boxes, s.landmarks, s.has_landmarks), aug, rng,
-                           crops, crop_images, others)
+        others = [(load_image(samples[j].path), Labels.of(samples[j])) for j in mosaic_partners(len(samples), aug, rng)]
+        img, lab = augment(load_image(s.path), Labels.of(s), aug, rng, crops, crop_images, others)
         for b, pts, has in zip(lab.boxes, lab.landmarks, lab.has_landmarks):
             x1, y1, x2, y2 = (int(round(v)) for v in b)
             cv2.rectangle(img, (x1, y1), (x2, y2), (0, 0, 255) if has else (0, 255, 0), 1)

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from ..spec import FLIP_PERMUTATION
-from .data import LandmarkCrop
+from .data import LandmarkCrop, Sample
 
 _INTERPOLATIONS = (cv2.INTER_LINEAR, cv2.INTER_CUBIC, cv2.INTER_AREA, cv2.INTER_NEAREST, cv2.INTER_LANCZOS4)
 
@@ -25,6 +25,10 @@ class Labels:
     boxes: np.ndarray
     landmarks: np.ndarray
     has_landmarks: np.ndarray
+
+    @classmethod
+    def of(cls, sample: Sample) -> Labels:
+        return cls(sample.boxes, sample.landmarks, sample.has_landmarks)
 
     def select(self, keep: np.ndarray) -> Labels:
         return Labels(self.boxes[keep], self.landmarks[keep], self.has_landmarks[keep])
@@ -60,15 +64,12 @@ def random_square_crop(image: np.ndarray, labels: Labels, cfg: AugmentConfig,
     without faces take the first square). Returns the new image and labels in its pixels."""
     h, w = image.shape[:2]
     short = min(h, w)
-    centres = (labels.boxes[:, :2] + labels.boxes[:, 2:]) / 2
     chosen = None
     for _ in range(max(cfg.crop_tries, 1)):
         side = max(int(cfg.crop_scales[rng.integers(len(cfg.crop_scales))] * short), 1)
         x0 = int(rng.integers(min(0, w - side), max(0, w - side) + 1))
         y0 = int(rng.integers(min(0, h - side), max(0, h - side) + 1))
-        inside = (
-            (centres[:, 0] > x0) & (centres[:, 0] < x0 + side) & (centres[:, 1] > y0) & (centres[:, 1] < y0 + side)
-        )
+        inside = _centres_inside(labels.boxes, x0, y0, side, side)
         if chosen is None or inside.any():
             chosen = (side, x0, y0, inside)
         if inside.any() or len(labels) == 0:
@@ -105,14 +106,10 @@ def mosaic(tiles: list[tuple[np.ndarray, Labels]], cfg: AugmentConfig,
     quadrants = ((0, 0, cx, cy), (cx, 0, size, cy), (0, cy, cx, size), (cx, cy, size, size))
     for (image, labels), (qx0, qy0, qx1, qy1) in zip(tiles, quadrants):
         tile, lab = random_square_crop(image, labels, cfg, rng)
-        qw, qh = qx1 - qx0, qy1 - qy0
-        if qw <= 0 or qh <= 0:
-            continue
+        qw, qh = qx1 - qx0, qy1 - qy0  # > 0: the centre is in the middle half
         tx, ty = int(rng.integers(0, size - qw + 1)), int(rng.integers(0, size - qh + 1))
         out[qy0:qy1, qx0:qx1] = tile[ty:ty + qh, tx:tx + qw]
-        c = (lab.boxes[:, :2] + lab.boxes[:, 2:]) / 2
-        inside = (c[:, 0] > tx) & (c[:, 0] < tx + qw) & (c[:, 1] > ty) & (c[:, 1] < ty + qh)
-        lab = lab.select(inside)
+        lab = lab.select(_centres_inside(lab.boxes, tx, ty, qw, qh))
         shift = np.array([qx0 - tx, qy0 - ty], np.float32)
         b = lab.boxes + np.tile(shift, 2)
         b = np.clip(b, [qx0, qy0, qx0, qy0], [qx1, qy1, qx1, qy1]).astype(np.float32)
@@ -131,6 +128,12 @@ def mosaic_partners(count: int, cfg: AugmentConfig, rng: np.random.Generator) ->
     if cfg.mosaic_prob <= 0 or rng.random() >= cfg.mosaic_prob:
         return []
     return [int(j) for j in rng.integers(count, size=3)]
+
+
+def _centres_inside(boxes: np.ndarray, x0: float, y0: float, w: float, h: float) -> np.ndarray:
+    """bool (N,): which xyxy boxes have their centre strictly inside the window ``(x0, y0, w, h)``."""
+    c = (boxes[:, :2] + boxes[:, 2:]) / 2
+    return (c[:, 0] > x0) & (c[:, 0] < x0 + w) & (c[:, 1] > y0) & (c[:, 1] < y0 + h)
 
 
 def _square(image: np.ndarray, x0: int, y0: int, side: int, fill: tuple[int, int, int]) -> np.ndarray:

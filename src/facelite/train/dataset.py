@@ -56,9 +56,10 @@ class FaceDataset(Dataset):
         if isinstance(index, tuple):
             epoch, index = index
         rng = np.random.default_rng((self.seed, epoch, index))
-        others = [(self.images[j], self._labels(j)) for j in mosaic_partners(len(self.samples), self.aug, rng)]
-        img, lab = augment(self.images[index], self._labels(index), self.aug, rng, self.crops, self.crop_images,
-                           others)
+        others = [(self.images[j], Labels.of(self.samples[j]))
+                  for j in mosaic_partners(len(self.samples), self.aug, rng)]
+        img, lab = augment(self.images[index], Labels.of(self.samples[index]), self.aug, rng, self.crops,
+                           self.crop_images, others)
         t = encode_targets(self.anchors, lab.boxes, lab.landmarks, lab.has_landmarks, self.spec.variances,
                            self.positive_iou, anchors_xyxy=self.anchors_xyxy)
         item = (torch.from_numpy(img), torch.from_numpy(t.labels), torch.from_numpy(t.boxes),
@@ -69,10 +70,6 @@ class FaceDataset(Dataset):
                 raise ValueError(f"teacher gives {len(logp)} anchors, the student has {len(self.anchors)}")
             item += (torch.from_numpy(logp), torch.from_numpy(lmk))
         return item
-
-    def _labels(self, index: int) -> Labels:
-        s = self.samples[index]
-        return Labels(s.boxes, s.landmarks, s.has_landmarks)
 
 
 class Normalizer(torch.nn.Module):
