@@ -158,11 +158,11 @@ def _one_face_image(value: int) -> tuple[np.ndarray, Labels]:
 
 def test_mosaic_keeps_each_face_on_its_own_pixels():
     """Four one-face images of different brightness: every face box in the mosaic covers pixels of
-    one brightness only, its landmarks that lie inside it sit on that face, and across draws all
-    four faces appear."""
+    one brightness only, every landmark still labelled sits on that face (those of faces cut by a
+    quadrant border are unlabelled), and across draws all four faces appear."""
     tiles = [_one_face_image(v) for v in (60, 120, 180, 240)]
     cfg = AugmentConfig(size=160, crop_scales=(0.6, 1.0, 1.5))
-    seen = set()
+    seen, labelled, unlabelled = set(), 0, 0
     for seed in range(30):
         out, lab = mosaic(tiles, cfg, np.random.default_rng(seed))
         assert out.shape == (160, 160, 3) and out.dtype == np.uint8
@@ -176,10 +176,17 @@ def test_mosaic_keeps_each_face_on_its_own_pixels():
             level = min((60, 120, 180, 240), key=lambda v: abs(int(np.median(inner)) - v))
             assert np.abs(inner.astype(int) - level).max() <= 25  # one face's pixels (levels 60 apart; cubic ringing)
             seen.add(level)
-            for x, y in pts:  # points inside the box (a clipped face may have some outside) sit on its face
-                if x1 + 3 < x < x2 - 3 and y1 + 3 < y < y2 - 3:
+        for b, pts, has in zip(lab.boxes, lab.landmarks, lab.has_landmarks):
+            labelled += int(has)
+            unlabelled += int(not has)
+            if has:
+                x1, y1, x2, y2 = b
+                level = int(np.median(out[int(np.ceil(y1)):int(y2), int(np.ceil(x1)):int(x2), 0]))
+                for x, y in pts:
+                    assert x1 < x < x2 and y1 < y < y2
                     assert abs(int(out[int(y), int(x), 0]) - level) <= 25
     assert seen == {60, 120, 180, 240}
+    assert labelled > 10 and unlabelled > 0  # both kinds occur, so both branches were tested
     with pytest.raises(ValueError, match="4 images"):
         mosaic(tiles[:3], cfg, np.random.default_rng(0))
 

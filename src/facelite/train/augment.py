@@ -96,7 +96,9 @@ def mosaic(tiles: list[tuple[np.ndarray, Labels]], cfg: AugmentConfig,
     gets the same-sized window of image k after :func:`random_square_crop` (so each image keeps
     the crop-scale distribution of single samples). Window k is taken at a random place of its
     square. Faces whose centre lies outside their window are dropped, the others are clipped to
-    it. Labels are in the output's pixels."""
+    it. A face with a landmark outside its window keeps its box but loses its landmarks
+    (``has_landmarks`` False): that point would lie on another image's pixels. Labels are in the
+    output's pixels."""
     if len(tiles) != 4:
         raise ValueError(f"mosaic needs 4 images, got {len(tiles)}")
     size = cfg.size
@@ -114,9 +116,11 @@ def mosaic(tiles: list[tuple[np.ndarray, Labels]], cfg: AugmentConfig,
         b = lab.boxes + np.tile(shift, 2)
         b = np.clip(b, [qx0, qy0, qx0, qy0], [qx1, qy1, qx1, qy1]).astype(np.float32)
         valid = (b[:, 2] - b[:, 0] > 1) & (b[:, 3] - b[:, 1] > 1)
+        pts = lab.landmarks + shift
+        inside = np.all((pts > [qx0, qy0]) & (pts < [qx1, qy1]), axis=(1, 2))
         boxes.append(b[valid])
-        lmks.append((lab.landmarks + shift)[valid].astype(np.float32))
-        has.append(lab.has_landmarks[valid])
+        lmks.append(pts[valid].astype(np.float32))
+        has.append((lab.has_landmarks & inside)[valid])
     return out, Labels(np.concatenate(boxes).reshape(-1, 4), np.concatenate(lmks).reshape(-1, 5, 2),
                        np.concatenate(has).astype(bool))
 
