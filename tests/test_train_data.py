@@ -168,7 +168,7 @@ def test_mosaic_keeps_each_face_on_its_own_pixels():
         assert out.shape == (160, 160, 3) and out.dtype == np.uint8
         assert np.all(lab.boxes >= 0) and np.all(lab.boxes <= 160)
         assert np.all(lab.boxes[:, 2:] > lab.boxes[:, :2])
-        for b, pts in zip(lab.boxes, lab.landmarks):
+        for b in lab.boxes:
             x1, y1, x2, y2 = b
             inner = out[int(np.ceil(y1)) + 3 : int(y2) - 3, int(np.ceil(x1)) + 3 : int(x2) - 3]
             if inner.size == 0:
