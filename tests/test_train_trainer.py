@@ -49,6 +49,7 @@ def test_train_checkpoint_and_resume(tiny_config, tmp_path):
     assert ck["epoch"] == 1 and ck["step"] == 2 and "ema" in ck
     rows = list(csv.DictReader((run / "losses.csv").open()))
     assert len(rows) == 1 and np.isfinite(float(rows[0]["total"]))
+    assert float(rows[0]["kd_cls"]) == 0 and float(rows[0]["kd_landmarks"]) == 0  # no teacher
     train(tiny_config)  # resumes: runs epoch 2 only
     ck = torch.load(run / "last.pt", map_location="cpu", weights_only=True)
     assert ck["epoch"] == 2 and ck["step"] == 4
@@ -146,9 +147,13 @@ def test_init_from_weights_and_distil_from_a_teacher(tiny_config, tmp_path):
     cfg.model.teacher = str(first / "weights.pt")
     run = train(cfg, stop_after=1)
     log = (run / "train.log").read_text()
-    assert "initialised from" in log and "distilling from" in log
+    assert "initialised from" in log and "distilling from" in log and "kd_cls" in log
     rows = list(csv.DictReader((run / "losses.csv").open()))
     assert np.isfinite(float(rows[0]["total"]))
+    # the teacher is the student's own start, so the terms are small but not zero
+    assert float(rows[0]["kd_cls"]) > 0 and float(rows[0]["kd_landmarks"]) > 0
+    parts = sum(float(rows[0][k]) for k in ("cls", "landmarks")) + 2 * float(rows[0]["box"])
+    assert float(rows[0]["total"]) > parts  # the total includes the distillation terms
 
 
 @pytest.mark.shared
@@ -228,3 +233,34 @@ def test_augment_preview_with_overrides(tiny_config, tmp_path):
     grid = cv2.imread(str(out))
     assert grid.shape == (64, 4 * 64, 3)  # one row of 4 tiles (2 samples + 2 blank), 64 px each
     assert grid[:, :128].max() > 0 and grid[:, 128:].max() == 0
+
+
+def test_csv_log_of_an_older_run_gets_the_new_columns_on_resume(tmp_path):
+    from facelite.train.trainer import LOSS_COLUMNS, ensure_csv_header
+
+    path = tmp_path / "losses.csv"
+    path.write_text("epoch,step,lr,total,cls,box,landmarks,images_per_s,seconds\n"
+                    "1,71,0.001,107.1,3.48,3.57,14.56,4.16,546.5\n2,142,0.002,21.6,2.13,2.13,5.39,5.38,422.2\n")
+    ensure_csv_header(path, LOSS_COLUMNS)
+    rows = list(csv.DictReader(path.open()))
+    assert tuple(rows[0]) == LOSS_COLUMNS
+    assert [r["total"] for r in rows] == ["107.1", "21.6"] and [r["seconds"] for r in rows] == ["546.5", "422.2"]
+    assert rows[0]["kd_cls"] == "" and rows[1]["kd_landmarks"] == ""
+    ensure_csv_header(path, LOSS_COLUMNS)  # already current: unchanged
+    assert len(list(csv.DictReader(path.open()))) == 2
+
+    other = tmp_path / "metrics.csv"
+    other.write_text("a,b\n1,2\n")
+    ensure_csv_header(other, ("epoch", "easy"))
+    assert other.read_text() == "epoch,easy\n"
+    assert (tmp_path / "metrics.old1.csv").read_text() == "a,b\n1,2\n"
+
+
+def test_curves_draw_distillation_terms_only_where_logged():
+    from facelite.train.curves import _loss_keys
+
+    base = {"total": "1", "cls": "1", "box": "1", "landmarks": "1"}
+    assert _loss_keys([base]) == ["total", "cls", "box", "landmarks"]
+    assert _loss_keys([base | {"kd_cls": "0", "kd_landmarks": "0"}]) == ["total", "cls", "box", "landmarks"]
+    assert _loss_keys([base | {"kd_cls": "", "kd_landmarks": ""}, base | {"kd_cls": "2.5", "kd_landmarks": "0.1"}]) \
+        == ["total", "cls", "box", "landmarks", "kd_cls", "kd_landmarks"]

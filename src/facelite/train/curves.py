@@ -12,6 +12,16 @@ def _read(path: Path) -> list[dict[str, str]]:
     return list(csv.DictReader(path.open())) if path.is_file() else []
 
 
+def _loss_keys(rows: list[dict[str, str]]) -> list[str]:
+    """The loss parts to draw: the four always logged, and the distillation terms where a run
+    logged them non-zero (runs without a teacher log 0, older runs nothing)."""
+    keys = ["total", "cls", "box", "landmarks"]
+    for key in ("kd_cls", "kd_landmarks"):
+        if any(r.get(key) and float(r[key]) > 0 for r in rows):
+            keys.append(key)
+    return keys
+
+
 def plot_run(run_dir: str | Path, out: str | Path, title: str = "") -> Path:
     """Plot loss parts per epoch (left) and dev AP per evaluation (right) into ``out``."""
     import matplotlib
@@ -23,9 +33,9 @@ def plot_run(run_dir: str | Path, out: str | Path, title: str = "") -> Path:
     losses = _read(run_dir / "losses.csv")
     metrics = _read(run_dir / "metrics.csv")
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    ep = [int(r["epoch"]) for r in losses]
-    for key in ("total", "cls", "box", "landmarks"):
-        ax1.plot(ep, [float(r[key]) for r in losses], label=key)
+    for key in _loss_keys(losses):
+        pts = [(int(r["epoch"]), float(r[key])) for r in losses if r.get(key)]
+        ax1.plot([e for e, _ in pts], [v for _, v in pts], label=key)
     ax1.set_xlabel("epoch")
     ax1.set_ylabel("training loss (epoch mean)")
     ax1.set_yscale("log")

@@ -6,6 +6,7 @@ WIDER FACE AP every few epochs (model selection)."""
 from __future__ import annotations
 
 import copy
+import csv
 import json
 import logging
 import math
@@ -239,6 +240,47 @@ def build_optimizer(model: torch.nn.Module, cfg: Config, fused: bool = False) ->
     raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {cfg.train.optimizer!r}")
 
 
+LOSS_PARTS = ("total", "cls", "box", "landmarks", "kd_cls", "kd_landmarks")
+"""Per-epoch means in ``losses.csv``; ``total`` includes the distillation terms at their weights,
+``kd_*`` are unweighted (0 without a teacher)."""
+LOSS_COLUMNS = ("epoch", "step", "lr", *LOSS_PARTS, "images_per_s", "seconds")
+METRIC_COLUMNS = ("epoch", "input_size", "easy", "medium", "hard", "seconds")
+
+
+def ensure_csv_header(path: Path, columns: tuple[str, ...]) -> None:
+    """Give the CSV log at ``path`` the header ``columns`` before rows are appended.
+
+    A new file gets the header. A file from an older version of the trainer (a resumed run) whose
+    columns are a subset of ``columns`` is rewritten under the new header, its rows left empty in
+    the added columns; any other header is kept aside as ``<name>.old<N>.csv`` and a new file is
+    started, so nothing already logged is lost."""
+    if not path.is_file() or not path.read_text().strip():
+        path.write_text(",".join(columns) + "\n")
+        return
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+        old = tuple(rows[0].keys()) if rows else tuple(path.read_text().splitlines()[0].split(","))
+    if old == columns:
+        return
+    if set(old) <= set(columns):
+        tmp = path.with_suffix(".tmp")
+        with tmp.open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=columns, restval="", lineterminator="\n")
+            w.writeheader()
+            w.writerows(rows)
+        tmp.replace(path)
+        log.info("%s: added columns %s to the rows already logged", path.name,
+                 ", ".join(c for c in columns if c not in old))
+        return
+    n = 1
+    while (aside := path.with_name(f"{path.stem}.old{n}{path.suffix}")).exists():
+        n += 1
+    path.replace(aside)
+    path.write_text(",".join(columns) + "\n")
+    log.warning("%s had other columns (%s); kept as %s, new rows go to a new file", path.name,
+                ",".join(old), aside.name)
+
+
 def save_checkpoint(path: Path, **state) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
@@ -358,11 +400,9 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None,
     weights = LossWeights()
 
     loss_csv = run_dir / "losses.csv"
-    if not loss_csv.is_file():
-        loss_csv.write_text("epoch,step,lr,total,cls,box,landmarks,images_per_s,seconds\n")
+    ensure_csv_header(loss_csv, LOSS_COLUMNS)
     metrics_csv = run_dir / "metrics.csv"
-    if not metrics_csv.is_file():
-        metrics_csv.write_text("epoch,input_size,easy,medium,hard,seconds\n")
+    ensure_csv_header(metrics_csv, METRIC_COLUMNS)
 
     log.info("training %s on %s: %d images, %d steps/epoch, epochs %d..%d of %d, batch %d, size %d, threads %d, "
              "workers %d", spec.name, device, len(dataset), steps_per_epoch, start_epoch + 1, cfg.train.epochs,
@@ -382,7 +422,7 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None,
         sampler.epoch = epoch
         dataset.epoch = epoch  # for workers=0 and the first workers' start
         set_train_mode(model, cfg.train.trainable)
-        sums = torch.zeros(4, device=device)
+        sums = torch.zeros(len(LOSS_PARTS), device=device)
         n_steps = 0
         bad_steps = 0
         t0 = time.time()
@@ -408,8 +448,10 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None,
                     t_logits, _, t_lmks = teacher(xt)
             if soft:  # an ONNX teacher's outputs, computed by the data workers
                 t_logits, t_lmks = (t.to(device, non_blocking=pin) for t in soft)
+            losses["kd_cls"] = losses["kd_landmarks"] = torch.zeros((), device=device)
             if teacher is not None or soft:
                 kd = distill_loss(logits, lmks, t_logits, t_lmks, labels, lmk_mask)
+                losses["kd_cls"], losses["kd_landmarks"] = kd["cls"], kd["landmarks"]
                 losses["total"] = (losses["total"] + cfg.train.distill_cls * kd["cls"]
                                    + cfg.train.distill_landmarks * kd["landmarks"])
             if not torch.isfinite(losses["total"]):
@@ -426,7 +468,7 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None,
                 ema.update(model)
             step += 1
             n_steps += 1
-            sums += torch.stack([losses[k].detach().float() for k in ("total", "cls", "box", "landmarks")])
+            sums += torch.stack([losses[k].detach().float() for k in LOSS_PARTS])
             if n_steps % max(cfg.train.log_every, 1) == 0 or n_steps == steps_per_epoch:
                 bar.update(n_steps - bar.n, loss=f"{float(sums[0]) / n_steps:.3f}", lr=f"{lr:.2e}")
         bar.close()
@@ -435,8 +477,8 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None,
         epoch_times.append(dt)
         mean = (sums / n).tolist()
         with loss_csv.open("a") as f:
-            f.write(f"{epoch + 1},{step},{lr:.6g},{mean[0]:.5f},{mean[1]:.5f},{mean[2]:.5f},{mean[3]:.5f},"
-                    f"{n * cfg.train.batch_size / dt:.2f},{dt:.1f}\n")
+            f.write(",".join([str(epoch + 1), str(step), f"{lr:.6g}", *(f"{v:.5f}" for v in mean),
+                              f"{n * cfg.train.batch_size / dt:.2f}", f"{dt:.1f}"]) + "\n")
         done = epoch + 1 - start_epoch
         if time_budget and done <= 3:
             fitted = start_epoch + _fit_epochs(time_budget, time.time() - run_t0, epoch_times, done)
@@ -448,9 +490,11 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None,
                 end_epoch = fitted if stop_after is None else min(fitted, start_epoch + stop_after)
                 (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
         left = (time.time() - run_t0) / done * (end_epoch - epoch - 1)
-        log.info("epoch %d/%d: loss %.4f (cls %.4f box %.4f lmk %.4f), %.1f img/s, %s; ETA %s",
-                 epoch + 1, cfg.train.epochs, *mean, n * cfg.train.batch_size / dt, format_duration(dt),
-                 format_duration(left))
+        kd_note = (f" kd_cls {mean[4]:.4f} kd_lmk {mean[5]:.4f}"
+                   if teacher is not None or anchor_teacher is not None else "")
+        log.info("epoch %d/%d: loss %.4f (cls %.4f box %.4f lmk %.4f%s), %.1f img/s, %s; ETA %s",
+                 epoch + 1, cfg.train.epochs, *mean[:4], kd_note, n * cfg.train.batch_size / dt,
+                 format_duration(dt), format_duration(left))
         eval_model = ema.module if ema is not None else model
         state = {
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1, "step": step,
