@@ -72,3 +72,24 @@ def test_loss_is_differentiable():
     multibox_loss(logits, box_pred, lmk_pred, labels, box_t, lmk_t, mask)["total"].backward()
     assert logits.grad.abs().sum() > 0 and box_pred.grad[0, 0].abs().sum() > 0 and lmk_pred.grad[0, 0].abs().sum() > 0
     assert box_pred.grad[0, 1:].abs().sum() == 0
+
+
+def test_feature_distillation_is_zero_for_the_teachers_features_and_scale_free():
+    from facelite.train.loss import FeatureAdapter, feature_distill_loss
+
+    g = torch.Generator().manual_seed(0)
+    teacher = [torch.rand(2, 8, s, s, generator=g) for s in (8, 4, 2)]
+    adapter = FeatureAdapter(8, 8, 3)  # starts as the identity
+    assert feature_distill_loss(adapter(teacher), teacher).item() == pytest.approx(0.0, abs=1e-6)
+    student = [t + 0.1 * torch.randn(t.shape, generator=g) for t in teacher]
+    loss = feature_distill_loss(adapter(student), teacher)
+    scaled = feature_distill_loss([10 * s for s in adapter(student)], [10 * t for t in teacher])
+    assert loss.item() > 0 and scaled.item() == pytest.approx(loss.item(), rel=1e-4)
+    # mean over levels of MSE / mean square of the teacher, by hand
+    by_hand = sum(((s - t) ** 2).mean() / (t**2).mean() for s, t in zip(student, teacher)) / 3
+    assert loss.item() == pytest.approx(by_hand.item(), rel=1e-5)
+    loss.backward()
+    assert all(c.weight.grad is not None for c in adapter.convs)
+    with pytest.raises(ValueError, match="differ"):
+        feature_distill_loss([teacher[0]], [teacher[1]])
+    assert FeatureAdapter(4, 8, 1)([torch.rand(1, 4, 2, 2)])[0].shape == (1, 8, 2, 2)  # other channel counts

@@ -61,6 +61,23 @@ def test_teacher_pickles_without_its_session_and_checks_input(sample_320):
         teacher(sample_320.astype(np.float32))
 
 
+@pytest.mark.shared
+def test_teacher_features_are_the_ssh_outputs_at_each_stride(sample_320):
+    teacher = make_anchor_teacher("retinaface", SPEC, features=True)
+    logp, lmk, *feats = pickle.loads(pickle.dumps(teacher))(sample_320)
+    plain = make_anchor_teacher("retinaface", SPEC)(sample_320)
+    np.testing.assert_array_equal(logp, plain[0])  # the added outputs change nothing else
+    np.testing.assert_array_equal(lmk, plain[1])
+    assert [f.shape for f in feats] == [(64, 40, 40), (64, 20, 20), (64, 10, 10)]
+    assert all(f.dtype == np.float16 and f.min() >= 0 and f.max() > 0 for f in feats)  # after ReLU
+    # the stride-8 features respond to the face: more activity in the cells over it than elsewhere
+    energy = np.abs(feats[0].astype(np.float32)).mean(0)
+    boxes, _, _ = RetinaFaceTeacher()(sample_320)
+    x1, y1, x2, y2 = (boxes[0] / 8).round().astype(int)
+    inside = energy[y1:y2, x1:x2].mean()
+    assert inside > energy.mean()
+
+
 def test_only_cleared_teachers_with_the_same_geometry():
     with pytest.raises(ValueError, match="anchor teachers"):
         make_anchor_teacher("scrfd", SPEC)  # non-commercial licence: never a teacher

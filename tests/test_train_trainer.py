@@ -166,6 +166,25 @@ def test_distil_from_the_retinaface_peer_in_the_data_workers(tiny_config):
     assert np.isfinite(float(rows[0]["total"]))
 
 
+@pytest.mark.shared
+def test_feature_distillation_run_logs_its_term_and_resumes_with_its_adapter(tiny_config):
+    tiny_config.model.teacher = "retinaface"
+    tiny_config.train.distill_features = 1.0
+    tiny_config.data.image_size = 96  # the teacher's features need H, W multiples of 32
+    run = train(tiny_config, stop_after=1)
+    assert "feature weight 1" in (run / "train.log").read_text()
+    rows = list(csv.DictReader((run / "losses.csv").open()))
+    assert float(rows[0]["kd_features"]) > 0
+    ck = torch.load(run / "last.pt", map_location="cpu", weights_only=True)
+    assert set(ck["adapter"]) == {f"convs.{i}.{k}" for i in range(3) for k in ("weight", "bias")}
+    assert len(ck["optimizer"]["param_groups"]) == 3
+    train(tiny_config)  # resumes epoch 2 with the adapter and its optimizer state
+    assert [r["epoch"] for r in csv.DictReader((run / "losses.csv").open())] == ["1", "2"]
+    tiny_config.model.teacher = ""
+    with pytest.raises(ValueError, match="distill_features needs model.teacher"):
+        train(tiny_config)
+
+
 def test_distill_loss_is_zero_when_student_equals_teacher():
     from facelite.train.loss import distill_loss
 

@@ -36,11 +36,18 @@ class RetinaFace(nn.Module):
         self.lmk_heads = nn.ModuleList(Head(ch, a, 2 * spec.num_landmarks) for _ in range(levels))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.forward_features(x)[:3]
+
+    def forward_features(
+        self, x: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """:meth:`forward`'s outputs plus the SSH outputs the heads read, one (B, C, H / s, W / s)
+        tensor per stride s (C = ``spec.fpn_channels``), for feature distillation."""
         feats = [ssh(p) for ssh, p in zip(self.ssh, self.fpn(self.backbone(x)))]
         logits = torch.cat([h(f) for h, f in zip(self.cls_heads, feats)], dim=1)
         boxes = torch.cat([h(f) for h, f in zip(self.box_heads, feats)], dim=1)
         lmks = torch.cat([h(f) for h, f in zip(self.lmk_heads, feats)], dim=1)
-        return logits, boxes, lmks
+        return logits, boxes, lmks, feats
 
 
 class InferenceWrapper(nn.Module):

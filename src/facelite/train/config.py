@@ -63,6 +63,7 @@ class TrainConfig:
     device: str = "auto"  # "cpu", "cuda" or "auto" (CUDA when available)
     distill_cls: float = 1.0  # weight of the teacher's face probabilities (KL) when model.teacher is set
     distill_landmarks: float = 0.5  # weight of the teacher's landmarks on positives without labelled ones
+    distill_features: float = 0.0  # weight of feature mimicking (SSH outputs; the ONNX RetinaFace teacher only)
     trainable: list[str] = field(default_factory=list)  # module prefixes to train (others frozen); [] = all
     eval_every: int = 5
     eval_input_sizes: list[int] = field(default_factory=lambda: [640])

@@ -26,7 +26,8 @@ class FaceDataset(Dataset):
 
     With a ``teacher`` (:class:`facelite.train.teachers.AnchorTeacher`), items end with the
     teacher's ``(log-probabilities (N, 2), landmark offsets (N, 10))`` for the augmented image,
-    computed in the data-loading worker."""
+    computed in the data-loading worker, and its SSH features (3 x (C, S / s, S / s) float16)
+    when it gives them."""
 
     def __init__(self, samples: list[Sample], spec: ModelSpec, aug: AugmentConfig, seed: int = 0,
                  crops: list[LandmarkCrop] | None = None, positive_iou: float = 0.35,
@@ -65,10 +66,10 @@ class FaceDataset(Dataset):
         item = (torch.from_numpy(img), torch.from_numpy(t.labels), torch.from_numpy(t.boxes),
                 torch.from_numpy(t.landmarks), torch.from_numpy(t.landmark_mask))
         if self.teacher is not None:
-            logp, lmk = self.teacher(img)
-            if len(logp) != len(self.anchors):
-                raise ValueError(f"teacher gives {len(logp)} anchors, the student has {len(self.anchors)}")
-            item += (torch.from_numpy(logp), torch.from_numpy(lmk))
+            soft = self.teacher(img)
+            if len(soft[0]) != len(self.anchors):
+                raise ValueError(f"teacher gives {len(soft[0])} anchors, the student has {len(self.anchors)}")
+            item += tuple(torch.from_numpy(a) for a in soft)
         return item
 
 

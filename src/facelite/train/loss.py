@@ -69,3 +69,35 @@ def distill_loss(logits: torch.Tensor, lmk_pred: torch.Tensor, t_logits: torch.T
     unl = pos & ~lmk_mask
     lmk = F.smooth_l1_loss(lmk_pred[unl], t_lmk[unl], reduction="sum") / unl.sum().clamp(min=1).float()
     return {"cls": kl / num_pos, "landmarks": lmk}
+
+
+class FeatureAdapter(torch.nn.Module):
+    """Per-level 1x1 convolutions from the student's SSH outputs to the teacher's channels,
+    started as the identity when the channel counts match. Trained with the student, never
+    exported (feature distillation only)."""
+
+    def __init__(self, student_channels: int, teacher_channels: int, levels: int) -> None:
+        super().__init__()
+        self.convs = torch.nn.ModuleList(
+            torch.nn.Conv2d(student_channels, teacher_channels, 1) for _ in range(levels))
+        if student_channels == teacher_channels:
+            with torch.no_grad():
+                for c in self.convs:
+                    c.weight.copy_(torch.eye(teacher_channels)[:, :, None, None])
+                    c.bias.zero_()
+
+    def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [conv(f.float()) for conv, f in zip(self.convs, feats)]
+
+
+def feature_distill_loss(student: list[torch.Tensor], teacher: list[torch.Tensor]) -> torch.Tensor:
+    """Feature mimicking: per level, the mean squared difference between the adapted student
+    features and the teacher's (both (B, C, H, W)), divided by the mean square of the teacher's
+    (so each level counts alike, whatever its scale); the mean over levels."""
+    losses = []
+    for s, t in zip(student, teacher):
+        s, t = s.float(), t.float()
+        if s.shape != t.shape:
+            raise ValueError(f"student features {tuple(s.shape)} and teacher features {tuple(t.shape)} differ")
+        losses.append(F.mse_loss(s, t) / t.pow(2).mean().clamp(min=1e-6))
+    return torch.stack(losses).mean()

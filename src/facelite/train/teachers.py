@@ -122,32 +122,67 @@ class AnchorTeacher:
     worker processes.
     """
 
-    def __init__(self, path: str | Path | None = None, threads: int = 1) -> None:
+    feature_channels = 64  # RetinaFace-mnet0.25's SSH outputs
+
+    def __init__(self, path: str | Path | None = None, threads: int = 1, features: bool = False) -> None:
         self.path = _require(Path(path) if path else shared_dir() / RETINAFACE_PATH)  # fail here, not in a worker
         self.threads = threads
+        self.features = features
         self._session: ort.InferenceSession | None = None
 
     def __getstate__(self) -> dict:
-        return {"path": self.path, "threads": self.threads, "_session": None}
+        return {"path": self.path, "threads": self.threads, "features": self.features, "_session": None}
 
-    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _open(self) -> None:
+        if not self.features:
+            self._session = _session(self.path, self.threads)
+        else:
+            self._session, self._feature_names = _session_with_head_inputs(self.path, self.threads)
+        self._input = self._session.get_inputs()[0].name
+
+    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, ...]:
         """``image``: BGR uint8 (H, W, 3), H and W multiples of 32 (a training crop).
 
         Returns ``(log-probabilities (N, 2) [background, face], landmark offsets (N, 10))``,
         float32, for the N anchors of :func:`facelite.anchors.make_anchors` at (H, W), landmark
-        offsets encoded as the student's (x1 y1 ... x5 y5, variance 0.1).
+        offsets encoded as the student's (x1 y1 ... x5 y5, variance 0.1). With ``features``, then
+        the SSH outputs its heads read, float16 (64, H / s, W / s) for s = 8, 16, 32.
         """
         h, w = image.shape[:2]
         if image.dtype != np.uint8 or image.ndim != 3 or h % 32 or w % 32:
             raise ValueError(f"teacher input must be uint8 (H, W, 3) with H, W multiples of 32, got "
                              f"{image.dtype} {image.shape}")
         if self._session is None:
-            self._session = _session(self.path, self.threads)
-            self._input = self._session.get_inputs()[0].name
+            self._open()
         x = image.astype(np.float32) - np.asarray(RetinaFaceTeacher.spec.mean, np.float32)
-        _, conf, lmk = self._session.run(None, {self._input: x.transpose(2, 0, 1)[None]})
+        out = self._session.run(None, {self._input: x.transpose(2, 0, 1)[None]})
+        conf, lmk = out[1], out[2]
         logp = np.log(np.clip(conf[0], 1e-7, 1.0)).astype(np.float32)
-        return logp, np.ascontiguousarray(lmk[0], dtype=np.float32)
+        result = (logp, np.ascontiguousarray(lmk[0], dtype=np.float32))
+        if self.features:
+            result += tuple(f[0].astype(np.float16) for f in out[3:])
+        return result
+
+
+def _session_with_head_inputs(path: Path, threads: int) -> tuple[ort.InferenceSession, list[str]]:
+    """A session of the RetinaFace ONNX file that also outputs the tensors its class heads read
+    (the SSH outputs, strides 8, 16, 32 in the order of the heads ``ClassHead.0..2``)."""
+    import onnx
+
+    model = onnx.load(str(path))
+    heads = {}
+    for node in model.graph.node:
+        if node.op_type == "Conv" and len(node.input) > 1 and node.input[1].startswith("ClassHead."):
+            heads[int(node.input[1].split(".")[1])] = node.input[0]
+    names = [heads[i] for i in sorted(heads)]
+    if len(names) != 3:
+        raise ValueError(f"{path}: expected 3 class heads (ClassHead.0..2), found {len(names)}")
+    model.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    return session, names
 
 
 def make_teacher(name: str, threads: int = 1):
@@ -158,11 +193,12 @@ def make_teacher(name: str, threads: int = 1):
     raise ValueError(f"teacher must be one of {ALLOWED_TEACHERS} (licence-cleared), got {name!r}")
 
 
-def make_anchor_teacher(name: str, spec: ModelSpec, threads: int = 1) -> AnchorTeacher:
-    """A licence-cleared peer as a per-anchor distillation teacher for a student with ``spec``."""
+def make_anchor_teacher(name: str, spec: ModelSpec, threads: int = 1, features: bool = False) -> AnchorTeacher:
+    """A licence-cleared peer as a per-anchor distillation teacher for a student with ``spec``
+    (``features``: also its SSH outputs, see :class:`AnchorTeacher`)."""
     if name not in ANCHOR_TEACHERS:
         raise ValueError(f"anchor teachers: {ANCHOR_TEACHERS}, got {name!r}")
     t = RetinaFaceTeacher.spec
     if (t.strides, t.min_sizes, t.variances) != (spec.strides, spec.min_sizes, spec.variances):
         raise ValueError(f"{name}'s anchors/coding differ from the student's geometry")
-    return AnchorTeacher(threads=threads)
+    return AnchorTeacher(threads=threads, features=features)

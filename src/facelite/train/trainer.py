@@ -25,7 +25,7 @@ from .augment import AugmentConfig
 from .config import Config, resolve
 from .data import Sample, read_landmark_crops, read_retinaface_labels, read_wider_txt
 from .dataset import FaceDataset, Normalizer
-from .loss import LossWeights, distill_loss, multibox_loss
+from .loss import FeatureAdapter, LossWeights, distill_loss, feature_distill_loss, multibox_loss
 from .pseudolabel import attach_crop_boxes
 from .teachers import ANCHOR_TEACHERS, make_anchor_teacher
 
@@ -227,12 +227,17 @@ def augment_config(cfg: Config, spec: ModelSpec) -> AugmentConfig:
                          mosaic_prob=cfg.data.mosaic_prob)
 
 
-def build_optimizer(model: torch.nn.Module, cfg: Config, fused: bool = False) -> torch.optim.Optimizer:
+def build_optimizer(model: torch.nn.Module, cfg: Config, fused: bool = False,
+                    extra: torch.nn.Module | None = None) -> torch.optim.Optimizer:
+    """SGD (Nesterov) or AdamW over ``model``'s trainable parameters (no weight decay on biases
+    and norms) and, in a group of its own without weight decay, ``extra``'s."""
     decay, no_decay = [], []
     for p in model.parameters():
         if p.requires_grad:
             (no_decay if p.ndim <= 1 else decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.train.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if extra is not None:  # e.g. a feature adapter: no weight decay (it starts as the identity)
+        groups.append({"params": list(extra.parameters()), "weight_decay": 0.0})
     if cfg.train.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.train.lr, momentum=cfg.train.momentum, nesterov=True)
     if cfg.train.optimizer == "adamw":
@@ -240,9 +245,9 @@ def build_optimizer(model: torch.nn.Module, cfg: Config, fused: bool = False) ->
     raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {cfg.train.optimizer!r}")
 
 
-LOSS_PARTS = ("total", "cls", "box", "landmarks", "kd_cls", "kd_landmarks")
+LOSS_PARTS = ("total", "cls", "box", "landmarks", "kd_cls", "kd_landmarks", "kd_features")
 """Per-epoch means in ``losses.csv``; ``total`` includes the distillation terms at their weights,
-``kd_*`` are unweighted (0 without a teacher)."""
+``kd_*`` are unweighted (0 without a teacher, ``kd_features`` 0 without feature distillation)."""
 LOSS_COLUMNS = ("epoch", "step", "lr", *LOSS_PARTS, "images_per_s", "seconds")
 METRIC_COLUMNS = ("epoch", "input_size", "easy", "medium", "hard", "seconds")
 
@@ -356,10 +361,14 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None,
     crops = load_paste_crops(cfg)
     aug = augment_config(cfg, spec)
     anchor_teacher = None
+    use_features = cfg.train.distill_features > 0
+    if use_features and cfg.model.teacher not in ANCHOR_TEACHERS:
+        raise ValueError(f"train.distill_features needs model.teacher in {ANCHOR_TEACHERS}, got {cfg.model.teacher!r}")
     if cfg.model.teacher in ANCHOR_TEACHERS:
-        anchor_teacher = make_anchor_teacher(cfg.model.teacher, spec)
-        log.info("distilling from %s (ONNX, in the data workers): cls weight %g, landmark weight %g",
-                 cfg.model.teacher, cfg.train.distill_cls, cfg.train.distill_landmarks)
+        anchor_teacher = make_anchor_teacher(cfg.model.teacher, spec, features=use_features)
+        log.info("distilling from %s (ONNX, in the data workers): cls weight %g, landmark weight %g%s",
+                 cfg.model.teacher, cfg.train.distill_cls, cfg.train.distill_landmarks,
+                 f", feature weight {cfg.train.distill_features:g}" if use_features else "")
     dataset = FaceDataset(samples, spec, aug, seed=cfg.train.seed, crops=crops, positive_iou=cfg.data.positive_iou,
                           teacher=anchor_teacher)
     steps_per_epoch = len(dataset) // cfg.train.batch_size
@@ -375,7 +384,13 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None,
     frozen = freeze_except(model, cfg.train.trainable)
     if frozen:
         log.info("training only %s (%d tensors frozen)", ", ".join(cfg.train.trainable), frozen)
-    optimizer = build_optimizer(model, cfg, fused=device.type == "cuda")
+    adapter = None
+    if use_features:  # trained alongside the student, kept in last.pt, never exported
+        adapter = FeatureAdapter(spec.fpn_channels, anchor_teacher.feature_channels, len(spec.strides))
+        if ck is not None and "adapter" in ck:
+            adapter.load_state_dict(ck["adapter"])
+        adapter = adapter.to(device)
+    optimizer = build_optimizer(model, cfg, fused=device.type == "cuda", extra=adapter)
     ema = ModelEMA(model, cfg.train.ema_decay, cfg.train.ema_warmup_steps) if cfg.train.ema_decay > 0 else None
     if ck is not None:
         optimizer.load_state_dict(ck["optimizer"])
@@ -438,7 +453,7 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None,
             if cfg.train.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.train.bf16):
-                logits, boxes, lmks = model(x)
+                logits, boxes, lmks, feats = model.forward_features(x)
             losses = multibox_loss(logits, boxes, lmks, labels, box_t, lmk_t, lmk_mask, weights)
             if teacher is not None:
                 with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.train.bf16):
@@ -447,13 +462,16 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None,
                         xt = xt.contiguous(memory_format=torch.channels_last)
                     t_logits, _, t_lmks = teacher(xt)
             if soft:  # an ONNX teacher's outputs, computed by the data workers
-                t_logits, t_lmks = (t.to(device, non_blocking=pin) for t in soft)
-            losses["kd_cls"] = losses["kd_landmarks"] = torch.zeros((), device=device)
+                t_logits, t_lmks, *t_feats = (t.to(device, non_blocking=pin) for t in soft)
+            losses["kd_cls"] = losses["kd_landmarks"] = losses["kd_features"] = torch.zeros((), device=device)
             if teacher is not None or soft:
                 kd = distill_loss(logits, lmks, t_logits, t_lmks, labels, lmk_mask)
                 losses["kd_cls"], losses["kd_landmarks"] = kd["cls"], kd["landmarks"]
                 losses["total"] = (losses["total"] + cfg.train.distill_cls * kd["cls"]
                                    + cfg.train.distill_landmarks * kd["landmarks"])
+            if adapter is not None:
+                losses["kd_features"] = feature_distill_loss(adapter(feats), t_feats)
+                losses["total"] = losses["total"] + cfg.train.distill_features * losses["kd_features"]
             if not torch.isfinite(losses["total"]):
                 bad_steps += 1
                 optimizer.zero_grad(set_to_none=True)
@@ -463,6 +481,8 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None,
             optimizer.zero_grad(set_to_none=True)
             losses["total"].backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+            if adapter is not None:
+                torch.nn.utils.clip_grad_norm_(adapter.parameters(), 10.0)
             optimizer.step()
             if ema is not None:
                 ema.update(model)
@@ -492,6 +512,8 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None,
         left = (time.time() - run_t0) / done * (end_epoch - epoch - 1)
         kd_note = (f" kd_cls {mean[4]:.4f} kd_lmk {mean[5]:.4f}"
                    if teacher is not None or anchor_teacher is not None else "")
+        if adapter is not None:
+            kd_note += f" kd_feat {mean[6]:.4f}"
         log.info("epoch %d/%d: loss %.4f (cls %.4f box %.4f lmk %.4f%s), %.1f img/s, %s; ETA %s",
                  epoch + 1, cfg.train.epochs, *mean[:4], kd_note, n * cfg.train.batch_size / dt,
                  format_duration(dt), format_duration(left))
@@ -503,6 +525,8 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None,
         if ema is not None:
             state["ema"] = ema.module.state_dict()
             state["ema_updates"] = ema.updates
+        if adapter is not None:
+            state["adapter"] = adapter.state_dict()
         save_checkpoint(last, **state)
         save_checkpoint(run_dir / WEIGHTS, model={k: v.detach().cpu().contiguous()
                                                 for k, v in eval_model.state_dict().items()},
