@@ -184,6 +184,32 @@ def test_concurrent_requests_all_get_their_own_answer(server, jpeg):
         assert rec["width"] == (512 if i % 2 else 256) and len(rec["faces"]) == 1
 
 
+def test_a_pool_of_detectors_serves_requests_side_by_side(jpeg):
+    class Counting(FaceDetector):
+        calls = 0
+
+        def detect(self, image):
+            type(self).calls += 1
+            self.uses = getattr(self, "uses", 0) + 1
+            return super().detect(image)
+
+    pool = [Counting(threads=1) for _ in range(2)]
+    service = DetectionService(pool)
+    assert service.info()["workers"] == 2
+    answers = []
+    threads = [threading.Thread(target=lambda: answers.append(service.detect(jpeg))) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(answers) == 8 and all(len(a.faces) == 1 for a in answers)
+    assert Counting.calls == 8 and sum(d.uses for d in pool) == 8
+    with pytest.raises(ValueError, match="same model and settings"):
+        DetectionService([pool[0], FaceDetector(threads=1, input_size=320)])
+    with pytest.raises(ValueError, match="at least one"):
+        DetectionService([])
+
+
 def test_keep_alive_connection_serves_several_requests(server, jpeg):
     conn = http.client.HTTPConnection("127.0.0.1", server, timeout=30)
     try:
@@ -220,11 +246,11 @@ def test_serve_command_answers_and_stops_cleanly_on_sigterm(jpeg):
     import time
 
     proc = subprocess.Popen([sys.executable, "-m", "facelite.cli", "serve", "--port", "0", "--threads", "1",
-                             "--precision", "int8", "--input-size", "320"],
+                             "--precision", "int8", "--input-size", "320", "--workers", "2"],
                             stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stderr.readline()  # the "listening on http://127.0.0.1:PORT" line
-        assert "listening on http://127.0.0.1:" in line and "int8, input 320" in line, line
+        assert "listening on http://127.0.0.1:" in line and "int8, input 320, 2 workers x 1 threads" in line, line
         port = int(line.split("listening on http://127.0.0.1:")[1].split()[0])
         status, _, body = request(port, "POST", "/detect", jpeg)
         assert status == 200 and len(json.loads(body)["faces"]) == 1

@@ -17,18 +17,18 @@ onnxruntime and OpenCV. Endpoints:
 Every POST takes ``?score_threshold=`` to raise (never lower) the server's threshold for that
 request. Errors answer ``{"error": "..."}`` with 400 (not an image, truncated, too many pixels,
 bad parameter), 404, 405, 411 (no Content-Length) or 413 (body over the limit). Requests are
-served by one thread each; images decode in parallel, the network runs one image at a time
-(ONNX Runtime already uses every core the detector was given).
+served by one thread each; images decode in parallel, and each of the service's detectors
+runs one image at a time (``facelite serve --workers N``: N detectors).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import queue
 import socket
-import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -69,19 +69,34 @@ class Detection:
 
 
 class DetectionService:
-    """What the HTTP handler calls: decoding, detection under a lock, output encoding.
+    """What the HTTP handler calls: decoding, detection, output encoding.
 
     Args:
-        detector: the detector every request uses.
+        detector: the detector requests use, or several alike (same model and settings): each
+            runs one image at a time, so N detectors serve up to N requests at once (on a
+            many-core server, N single-threaded detectors give more images per second than one
+            using every core).
         max_body_bytes: requests with a larger body are refused (413) before it is read.
     """
 
-    def __init__(self, detector: FaceDetector, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+    def __init__(self, detector: FaceDetector | Sequence[FaceDetector],
+                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
         if max_body_bytes < 1:
             raise ValueError(f"max_body_bytes must be >= 1, got {max_body_bytes}")
-        self.detector = detector
+        pool = [detector] if isinstance(detector, FaceDetector) else list(detector)
+        if not pool:
+            raise ValueError("DetectionService needs at least one detector")
+        first = pool[0]
+        for d in pool[1:]:
+            if (d.model_info.sha256, d.input_size, d.score_threshold, d.nms_threshold) != (
+                    first.model_info.sha256, first.input_size, first.score_threshold, first.nms_threshold):
+                raise ValueError("the detectors of one service must have the same model and settings")
+        self.detector = first
+        self.workers = len(pool)
         self.max_body_bytes = max_body_bytes
-        self._lock = threading.Lock()
+        self._idle: queue.SimpleQueue[FaceDetector] = queue.SimpleQueue()
+        for d in pool:
+            self._idle.put(d)
 
     def info(self) -> dict:
         d = self.detector
@@ -91,6 +106,7 @@ class DetectionService:
             "input_size": d.input_size,
             "score_threshold": d.score_threshold,
             "nms_threshold": d.nms_threshold,
+            "workers": self.workers,
             "max_body_bytes": self.max_body_bytes,
         }
 
@@ -101,9 +117,12 @@ class DetectionService:
             image = decode_image(data, max_pixels=self.detector.max_image_pixels, name="the uploaded image")
         except ValueError as exc:
             raise RequestError(HTTPStatus.BAD_REQUEST, str(exc)) from None
-        with self._lock:  # one network run at a time; last_timings belongs to this run
-            faces = self.detector.detect(image)
-            timings = dict(self.detector.last_timings)
+        detector = self._idle.get()  # waits while every detector is busy
+        try:  # a detector runs one image at a time; its last_timings belong to this run
+            faces = detector.detect(image)
+            timings = dict(detector.last_timings)
+        finally:
+            self._idle.put(detector)
         if score_threshold is not None:
             faces = [f for f in faces if f.score >= score_threshold]
         return Detection(image, faces, {k: round(v, 3) for k, v in timings.items()})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 
@@ -36,6 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     p.add_argument("--port", type=int, default=8080, help="TCP port; 0 picks a free one (default: %(default)s)")
     add_model_options(p)
+    p.add_argument("--workers", type=positive_int, default=1, metavar="N",
+                   help="detectors serving requests at once; with N > 1 each gets --threads or "
+                        "cores / N threads (default: %(default)s)")
     p.add_argument("--max-body-mb", type=positive_int, default=32, metavar="MB",
                    help="refuse uploads larger than this (default: %(default)s)")
     p.add_argument("-q", "--quiet", action="store_true", help="no line per request")
@@ -49,11 +53,15 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise ValueError(f"--port must be in 0..65535, got {args.port}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    detector = build_detector(args)
-    service = DetectionService(detector, max_body_bytes=args.max_body_mb * 1024 * 1024)
+    if args.workers > 1 and args.threads is None:
+        args.threads = max(1, (os.cpu_count() or 1) // args.workers)
+    detectors = [build_detector(args) for _ in range(args.workers)]
+    detector = detectors[0]
+    service = DetectionService(detectors, max_body_bytes=args.max_body_mb * 1024 * 1024)
 
     def ready(url: str) -> None:
-        print(f"facelite serve: {detector.name} ({detector.precision}, input {detector.input_size}) "
+        workers = f", {args.workers} workers x {args.threads} threads" if args.workers > 1 else ""
+        print(f"facelite serve: {detector.name} ({detector.precision}, input {detector.input_size}{workers}) "
               f"listening on {url}  (Ctrl-C stops)", file=sys.stderr, flush=True)
 
     def stop(signum, frame):  # SIGTERM (docker stop, systemd, kill) ends it like Ctrl-C
