@@ -224,7 +224,7 @@ class _Handler(BaseHTTPRequestHandler):
         path, query = _query(self.path)
         route = POST_ROUTES.get(path)
         if route is None:
-            self._drain_or_close()
+            self._discard(self._content_length() or 0, 1 << 20)
             if path in ("/", "/health"):
                 self._error(HTTPStatus.METHOD_NOT_ALLOWED, f"{path} takes GET", allow="GET")
             else:
@@ -271,23 +271,32 @@ class _Handler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------------ I/O
 
+    def _content_length(self) -> int | None:
+        """The Content-Length header: None when absent, -1 when not a non-negative integer."""
+        raw = self.headers.get("Content-Length")
+        if raw is None:
+            return None
+        try:
+            length = int(raw)
+        except ValueError:
+            return -1
+        return length if length >= 0 else -1
+
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             self.close_connection = True
             raise RequestError(HTTPStatus.LENGTH_REQUIRED, "chunked uploads are not supported: send a Content-Length")
-        raw = self.headers.get("Content-Length")
-        if raw is None:
+        length = self._content_length()
+        if length is None:
             self.close_connection = True
             raise RequestError(HTTPStatus.LENGTH_REQUIRED, "the request needs a Content-Length header")
-        try:
-            length = int(raw)
-        except ValueError:
-            length = -1
         if length < 0:
             self.close_connection = True
-            raise RequestError(HTTPStatus.BAD_REQUEST, f"bad Content-Length {raw!r}")
+            raise RequestError(HTTPStatus.BAD_REQUEST, f"bad Content-Length {self.headers['Content-Length']!r}")
         if length > self.service.max_body_bytes:
-            self._discard(length)
+            # read up to 8x the limit, so that a client which sends it all before reading gets
+            # the 413 instead of a broken pipe
+            self._discard(length, 8 * self.service.max_body_bytes)
             raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, self._too_large(length))
         body = self.rfile.read(length)
         if len(body) < length:
@@ -298,10 +307,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _too_large(self, length: int) -> str:
         return f"the body has {length} bytes; this server takes at most {self.service.max_body_bytes}"
 
-    def _discard(self, length: int) -> None:
-        """Read and drop an oversized body up to 8x the limit, so that a client which sends it
-        all before reading gets the 413 instead of a broken pipe; beyond that, close."""
-        if length > 8 * self.service.max_body_bytes:
+    def _discard(self, length: int, cap: int) -> None:
+        """Read and drop a refused request's body of ``length`` bytes (``-1``: unknown) if it is
+        at most ``cap``, so the connection stays usable; else mark the connection to close."""
+        if not 0 <= length <= cap:
             self.close_connection = True
             return
         while length > 0:
@@ -314,26 +323,12 @@ class _Handler(BaseHTTPRequestHandler):
     def handle_expect_100(self) -> bool:
         """``Expect: 100-continue`` (curl sends it for large uploads): refuse an oversized body
         before the client sends it."""
-        try:
-            length = int(self.headers.get("Content-Length", "0"))
-        except ValueError:
-            length = 0
+        length = self._content_length() or 0
         if self.command == "POST" and length > self.service.max_body_bytes:
             self.close_connection = True
             self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, self._too_large(length))
             return False
         return super().handle_expect_100()
-
-    def _drain_or_close(self) -> None:
-        """Read a small body of a refused request so the connection stays usable; else close it."""
-        try:
-            length = int(self.headers.get("Content-Length", "0"))
-        except ValueError:
-            length = -1
-        if 0 <= length <= 1 << 20:
-            self.rfile.read(length)
-        else:
-            self.close_connection = True
 
     def _send(self, status: HTTPStatus, payload: bytes, mime: str, **headers: str) -> None:
         self.send_response(status)

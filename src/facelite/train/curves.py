@@ -16,7 +16,7 @@ def _loss_keys(rows: list[dict[str, str]]) -> list[str]:
     """The loss parts to draw: the four always logged, and the distillation terms where a run
     logged them non-zero (runs without a teacher log 0, older runs nothing)."""
     keys = ["total", "cls", "box", "landmarks"]
-    for key in ("kd_cls", "kd_landmarks"):
+    for key in ("kd_cls", "kd_landmarks", "kd_features"):
         if any(r.get(key) and float(r[key]) > 0 for r in rows):
             keys.append(key)
     return keys

@@ -34,12 +34,14 @@ def _require(path: Path) -> Path:
     return path
 
 
-def _session(path: Path, threads: int) -> ort.InferenceSession:
-    _require(path)
+def _session(model: Path | bytes, threads: int) -> ort.InferenceSession:
+    """A CPU session of an ONNX file (or of a serialised model) with ``threads`` threads."""
+    if isinstance(model, Path):
+        model = str(_require(model))
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
 
 
 def _pad32(image: np.ndarray) -> np.ndarray:
@@ -134,10 +136,8 @@ class AnchorTeacher:
         return {"path": self.path, "threads": self.threads, "features": self.features, "_session": None}
 
     def _open(self) -> None:
-        if not self.features:
-            self._session = _session(self.path, self.threads)
-        else:
-            self._session, self._feature_names = _session_with_head_inputs(self.path, self.threads)
+        model = _with_head_inputs(self.path) if self.features else self.path
+        self._session = _session(model, self.threads)
         self._input = self._session.get_inputs()[0].name
 
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -164,8 +164,8 @@ class AnchorTeacher:
         return result
 
 
-def _session_with_head_inputs(path: Path, threads: int) -> tuple[ort.InferenceSession, list[str]]:
-    """A session of the RetinaFace ONNX file that also outputs the tensors its class heads read
+def _with_head_inputs(path: Path) -> bytes:
+    """The RetinaFace ONNX file, serialised with extra outputs: the tensors its class heads read
     (the SSH outputs, strides 8, 16, 32 in the order of the heads ``ClassHead.0..2``)."""
     import onnx
 
@@ -178,11 +178,7 @@ def _session_with_head_inputs(path: Path, threads: int) -> tuple[ort.InferenceSe
     if len(names) != 3:
         raise ValueError(f"{path}: expected 3 class heads (ClassHead.0..2), found {len(names)}")
     model.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-    return session, names
+    return model.SerializeToString()
 
 
 def make_teacher(name: str, threads: int = 1):

@@ -259,12 +259,12 @@ def ensure_csv_header(path: Path, columns: tuple[str, ...]) -> None:
     columns are a subset of ``columns`` is rewritten under the new header, its rows left empty in
     the added columns; any other header is kept aside as ``<name>.old<N>.csv`` and a new file is
     started, so nothing already logged is lost."""
-    if not path.is_file() or not path.read_text().strip():
+    text = path.read_text() if path.is_file() else ""
+    if not text.strip():
         path.write_text(",".join(columns) + "\n")
         return
-    with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-        old = tuple(rows[0].keys()) if rows else tuple(path.read_text().splitlines()[0].split(","))
+    reader = csv.DictReader(text.splitlines())
+    old = tuple(reader.fieldnames or ())
     if old == columns:
         return
     if set(old) <= set(columns):
@@ -272,7 +272,7 @@ def ensure_csv_header(path: Path, columns: tuple[str, ...]) -> None:
         with tmp.open("w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=columns, restval="", lineterminator="\n")
             w.writeheader()
-            w.writerows(rows)
+            w.writerows(reader)
         tmp.replace(path)
         log.info("%s: added columns %s to the rows already logged", path.name,
                  ", ".join(c for c in columns if c not in old))
