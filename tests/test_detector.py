@@ -183,3 +183,13 @@ def test_default_detector_is_the_small_float32_model():
         pytest.skip("mobilenetv2-0.35 is not shipped in this installation")
     det = facelite.FaceDetector()
     assert det.spec.alpha == 0.35 and det.precision == "float32"
+
+
+def test_model_record_names_the_file_it_runs():
+    if not shipped_path("mobilenetv2-1.0", "int8").is_file():
+        pytest.skip("mobilenetv2-1.0 int8 is not shipped in this installation")
+    import hashlib
+
+    det = facelite.FaceDetector("mobilenetv2-1.0", precision="int8")
+    digest = hashlib.sha256(shipped_path("mobilenetv2-1.0", "int8").read_bytes()).hexdigest()
+    assert det.model_record() == {"name": "mobilenetv2-1.0", "precision": "int8", "sha256": digest[:12]}

@@ -156,6 +156,11 @@ class FaceDetector:
         """``float32``/``int8`` for shipped models; from the file's metadata otherwise (``None`` if absent)."""
         return self.model_info.precision or self.backend.metadata.get(PRECISION_METADATA_KEY)
 
+    def model_record(self) -> dict[str, str | None]:
+        """What the JSON outputs (``facelite detect --json``, ``facelite video``, the HTTP service)
+        record about the model: ``{"name", "precision", "sha256"}``, the SHA-256 cut to 12 hex digits."""
+        return {"name": self.name, "precision": self.precision, "sha256": self.model_info.sha256[:12]}
+
     def __repr__(self) -> str:
         return (
             f"FaceDetector(model={self.name!r}, precision={self.precision!r}, input_size={self.input_size}, "

@@ -102,7 +102,7 @@ class DetectionService:
         d = self.detector
         return {
             "status": "ok",
-            "model": {"name": d.name, "precision": d.precision, "sha256": d.model_info.sha256[:12]},
+            "model": d.model_record(),
             "input_size": d.input_size,
             "score_threshold": d.score_threshold,
             "nms_threshold": d.nms_threshold,

@@ -51,10 +51,6 @@ def open_jsonl(path: str | None):
     return open(path, "a", encoding="utf-8")
 
 
-def model_record(detector) -> dict:
-    return {"name": detector.name, "precision": detector.precision, "sha256": detector.model_info.sha256[:12]}
-
-
 def default_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 

@@ -145,7 +145,7 @@ def process_images(args: argparse.Namespace, command: str) -> int:
     from ..imageio import load_image
     from ..prefetch import prefetch_map
     from ..progress import Progress
-    from ._common import build_detector, model_record, strip_path_prefix
+    from ._common import build_detector, strip_path_prefix
 
     anonymize_method = getattr(args, "anonymize", None)
     json_out = getattr(args, "json", None)
@@ -156,7 +156,7 @@ def process_images(args: argparse.Namespace, command: str) -> int:
         raise ValueError("--resume needs --jsonl FILE: the finished images are read back from that file")
 
     detector = build_detector(args)
-    model = model_record(detector)
+    model = detector.model_record()
     done_before: set[str] = _done_paths(Path(args.jsonl), command) if args.resume else set()
 
     images = list(iter_images(args.paths))

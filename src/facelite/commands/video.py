@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     from ..progress import Progress
     from ..tracking import IoUTracker
     from ..video import DEFAULT_FPS, FpsMeter, VideoProcessor, VideoWriter
-    from ._common import build_detector, model_record
+    from ._common import build_detector
 
     if args.fps is not None and not args.fps > 0:
         raise ValueError(f"--fps must be > 0, got {args.fps}")
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     if args.show:
         _check_gui()
     detector = build_detector(args)
-    model = model_record(detector)
+    model = detector.model_record()
     tracker = None if args.no_track else IoUTracker(smooth=not args.no_smooth)
     bad_frames = 0
 
