@@ -228,6 +228,40 @@ def test_pack_keeps_landmark_order(tmp_path):
     np.testing.assert_allclose(back[0], pts)
 
 
+def test_pack_is_a_self_contained_shared_folder(tiny_config, tmp_path, monkeypatch):
+    """A recipe runs on its pack with the printed overrides: same faces, same image sizes, and the
+    RetinaFace teacher the recipe names is in the pack."""
+    import dataclasses
+    import gzip
+
+    from facelite.train.config import apply_overrides
+    from facelite.train.pack import pack
+    from facelite.train.teachers import RETINAFACE_PATH
+    from facelite.train.trainer import load_samples
+
+    shared = tmp_path / "shared"
+    (shared / RETINAFACE_PATH).parent.mkdir(parents=True)
+    (shared / RETINAFACE_PATH).write_bytes(b"teacher bytes")
+    monkeypatch.setenv("FACELITE_SHARED", str(shared))
+    tiny_config.model.teacher = "retinaface"
+    before = load_samples(tiny_config)
+
+    out = tmp_path / "pack"
+    sets = pack([tiny_config], out, quality=60)
+    assert (out / RETINAFACE_PATH).read_bytes() == b"teacher bytes"
+    labels = out / "data/widerface/train/label.txt"
+    labels.write_bytes(gzip.decompress((out / "data/widerface/train/label.txt.gz").read_bytes()))
+    monkeypatch.setenv("FACELITE_SHARED", str(out))
+    cfg = dataclasses.replace(tiny_config, data=dataclasses.replace(tiny_config.data))
+    apply_overrides(cfg, sets)
+    after = load_samples(cfg)
+    assert len(after) == len(before) == 4
+    for a, b in zip(before, after):
+        assert str(b.path).endswith(".webp") and str(b.path).startswith(str(out))
+        np.testing.assert_allclose(a.boxes, b.boxes, atol=0.01)
+        assert cv2.imread(str(a.path)).shape == cv2.imread(str(b.path)).shape
+
+
 def test_training_curves_plots(tiny_config, tmp_path):
     pytest.importorskip("matplotlib")
     from facelite.train.curves import plot_run, plot_stages

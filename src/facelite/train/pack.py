@@ -4,7 +4,8 @@ size-limited working tree, e.g. a lent GPU machine).
 The pack mirrors the shared folder's layout, so a recipe runs on it unchanged with
 ``FACELITE_SHARED=<pack>``: training images re-encoded as WebP (same pixel size, so every label
 stays valid), the labels file, the training part of the landmark crops that have a face box, the
-crop boxes and the ImageNet backbone weights (``features.*`` only, float16)::
+crop boxes, the ImageNet backbone weights (``features.*`` only, float16) and the ONNX file of a
+peer teacher a recipe names (``model.teacher = "retinaface"``)::
 
     python -m facelite.train.pack --config configs/mobilenetv2-1.0.toml --config configs/mobilenetv2-0.35.toml \
         --out .devdata --quality 40 --max-crops 3400
@@ -28,6 +29,7 @@ from ..imageio import load_image
 from ..progress import Progress
 from .config import Config, load_config, resolve
 from .data import write_retinaface_labels
+from .teachers import ANCHOR_TEACHERS, TEACHER_PATHS
 
 log = logging.getLogger(__name__)
 
@@ -95,24 +97,31 @@ def pack(configs: list[Config], out: Path, quality: int = 45, max_crops: int | N
         import hashlib
 
         crops = sorted(crops, key=lambda c: hashlib.sha1(c.name.encode()).hexdigest())[:max_crops]
-    lines, names, boxes = [], [], []
-    crop_root = resolve(first.data.landmark_crops).parent
-    for c in crops:
-        dst = out / "data/landmarks5" / c.name
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(crop_root / c.name, dst)
-        lines.append(landmark_line(c.name, c.landmarks))
-        names.append(c.name)
-        boxes.append(c.box)
-    (out / CROPS).write_text("\n".join(lines) + "\n")
-    np.savez_compressed(out / CROP_BOXES, names=np.asarray(names), boxes=np.asarray(boxes, np.float32).reshape(-1, 4))
+    sets = [f"data.train_labels={LABELS}", f"data.train_images={IMAGES}"]
+    if crops:  # none when the recipe pastes no crops (data.paste_prob = 0)
+        lines, names, boxes = [], [], []
+        crop_root = resolve(first.data.landmark_crops).parent
+        for c in crops:
+            dst = out / "data/landmarks5" / c.name
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(crop_root / c.name, dst)
+            lines.append(landmark_line(c.name, c.landmarks))
+            names.append(c.name)
+            boxes.append(c.box)
+        (out / CROPS).write_text("\n".join(lines) + "\n")
+        np.savez_compressed(out / CROP_BOXES, names=np.asarray(names),
+                            boxes=np.asarray(boxes, np.float32).reshape(-1, 4))
+        sets += [f"data.landmark_crops={CROPS}", f"data.landmark_crop_boxes={CROP_BOXES}"]
     log.info("landmark crops: %d", len(crops))
 
     for cfg in configs:
         if cfg.model.imagenet_weights:
             pack_imagenet(resolve(cfg.model.imagenet_weights), out / cfg.model.imagenet_weights)
-    return [f"data.train_labels={LABELS}", f"data.train_images={IMAGES}", f"data.landmark_crops={CROPS}",
-            f"data.landmark_crop_boxes={CROP_BOXES}"]
+        if cfg.model.teacher in ANCHOR_TEACHERS:  # run from the shared folder (a facelite teacher is a path)
+            teacher = TEACHER_PATHS[cfg.model.teacher]
+            (out / teacher).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(resolve(teacher), out / teacher)
+    return sets
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,6 +26,7 @@ RETINAFACE_PATH = "peers/retinaface_mnet025/retinaface_mnet025.onnx"
 YUNET_PATH = "peers/yunet/yunet_n_dynamic.onnx"
 ALLOWED_TEACHERS = ("retinaface", "yunet")
 ANCHOR_TEACHERS = ("retinaface",)  # peers whose raw outputs line up with facelite's anchors
+TEACHER_PATHS = {"retinaface": RETINAFACE_PATH, "yunet": YUNET_PATH}  # relative to the shared folder
 
 
 def _require(path: Path) -> Path:
