@@ -3,7 +3,8 @@
 # (default: .devdata), within a wall-clock budget.
 #
 #   scripts/train_gpu.sh [BUDGET_SECONDS] [RECIPE.toml ...]
-#   env: OUT (results), PACK, RUNS (run folders), DEVICE (cuda), WORKERS (loader workers per run), EXTRA
+#   env: OUT (results), PACK (a folder, or a .tgz of one: unpacked beside it), RUNS (run folders),
+#        DEVICE (cuda), WORKERS (loader workers per run), EXTRA (more `facelite train` options)
 #
 # Default recipes: the two stage-1 recipes, configs/mobilenetv2-1.0.toml and configs/mobilenetv2-0.35.toml.
 # Each run's schedule length is fitted to the budget (`facelite train --time-budget`); each run's
@@ -19,8 +20,13 @@ out=${OUT:-/tmp/facelite-gpu-out}
 pack=${PACK:-.devdata}
 runs=${RUNS:-/tmp/facelite-gpu-runs}
 mkdir -p "$out" "$runs"
+if [[ $pack == *.tgz ]]; then  # one archive travels to a size-limited machine better than thousands of files
+  mkdir -p "${pack%.tgz}" && tar xzf "$pack" -C "${pack%.tgz}" || exit 1
+  pack=${pack%.tgz}
+fi
+pack=$(cd "$pack" && pwd) || exit 1
 gunzip -kf "$pack/data/widerface/train/label.txt.gz"
-export FACELITE_SHARED=$PWD/$pack PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1
+export FACELITE_SHARED=$pack PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null
 python3 -c "import torch, cv2, numpy, onnxruntime; print('torch', torch.__version__, 'cv2', cv2.__version__, 'numpy', numpy.__version__, 'onnxruntime', onnxruntime.__version__, 'cuda', torch.cuda.is_available())"
 nproc
