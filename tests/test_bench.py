@@ -10,9 +10,9 @@ import pytest
 
 pytest.importorskip("onnx")
 
-from facelite.bench.graph import STAGES, count_macs, count_params, find_stage_boundaries, split_stages  # noqa: E402
-from facelite.bench.run import pareto_front  # noqa: E402
-from facelite.cli import main  # noqa: E402
+from facelite.bench.graph import STAGES, count_macs, count_params, find_stage_boundaries, split_stages
+from facelite.bench.run import pareto_front
+from facelite.cli import main
 
 
 @pytest.fixture(scope="session")

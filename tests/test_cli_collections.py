@@ -119,7 +119,9 @@ def test_progress_workers_and_verbosity(collection, tmp_path, random_model_path,
     rc, cap = _run([str(a), "--jsonl", str(tmp_path / "w0.jsonl"), "--workers", "0", "-q", "-v"], random_model_path,
                    capsys)
     assert "ETA" not in cap.err and cap.out.count("face") == 6
-    strip = lambda p: [{k: v for k, v in r.items() if k != "timings_ms"} for r in read_jsonl(p)]
+    def strip(p):
+        return [{k: v for k, v in r.items() if k != "timings_ms"} for r in read_jsonl(p)]
+
     assert strip(tmp_path / "w2.jsonl") == strip(tmp_path / "w0.jsonl")  # parallel decoding changes nothing
 
 

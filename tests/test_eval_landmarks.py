@@ -74,7 +74,7 @@ def _fake_data(root: Path, n: int = 4) -> list[str]:
 
 
 def test_protocol_on_synthetic_crops(tmp_path):
-    names = _fake_data(tmp_path)
+    _fake_data(tmp_path)
     pad = lm.PAD
     seen = []
 

@@ -4,7 +4,6 @@ import shutil
 import pytest
 
 from facelite import FaceDetector, models
-from facelite.spec import default_spec
 from facelite.models import (
     MODEL_NAMES,
     ModelChecksumError,
@@ -13,6 +12,7 @@ from facelite.models import (
     resolve_model,
     update_checksums,
 )
+from facelite.spec import default_spec
 
 
 def test_names_and_file_layout():

@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("onnx")
 
-from facelite.bench.models import (  # noqa: E402
+from facelite.bench.models import (
     BenchModel,
     Variant,
     calibration_images,
@@ -21,10 +21,10 @@ from facelite.bench.models import (  # noqa: E402
     derive_static_int8,
     model_from_path,
 )
-from facelite.imageio import load_image  # noqa: E402
-from facelite.paths import data_path  # noqa: E402
-from facelite.preprocess import preprocess  # noqa: E402
-from facelite.runtime.onnx import OnnxBackend  # noqa: E402
+from facelite.imageio import load_image
+from facelite.paths import data_path
+from facelite.preprocess import preprocess
+from facelite.runtime.onnx import OnnxBackend
 
 SIZE = 320
 

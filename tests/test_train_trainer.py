@@ -8,15 +8,15 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from facelite.train.config import (
+from facelite.train.config import (  # noqa: E402
     Config,
     DataConfig,
     ModelConfig,
     TrainConfig,
     load_config,
 )
-from facelite.train.data import Sample, write_retinaface_labels
-from facelite.train.trainer import lr_at, train
+from facelite.train.data import Sample, write_retinaface_labels  # noqa: E402
+from facelite.train.trainer import lr_at, train  # noqa: E402
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ top-left corner of the top-left pixel. The template for ``size`` other than 112 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np

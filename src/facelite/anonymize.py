@@ -18,7 +18,7 @@ small face is as unrecognisable as a large one.
 from __future__ import annotations
 
 import math
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import cv2
 import numpy as np

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -21,7 +21,8 @@ from .codec import decode_boxes, decode_landmarks
 from .face import Face
 from .imageio import DEFAULT_MAX_PIXELS, load_image
 from .models import PRECISIONS, ResolvedModel, resolve_model
-from .nms import nms_ranked, top_k as top_k_indices
+from .nms import nms_ranked
+from .nms import top_k as top_k_indices
 from .preprocess import Letterbox, preprocess, preprocess_batch
 from .runtime import Backend, load_backend
 from .spec import ModelSpec

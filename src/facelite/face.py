@@ -43,7 +43,7 @@ class Face:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Face":
+    def from_dict(cls, d: dict) -> Face:
         return cls(
             box=tuple(float(v) for v in d["box"]),  # type: ignore[arg-type]
             score=float(d["score"]),

@@ -8,8 +8,9 @@ in memory at a time, so it streams through collections of any size.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import TypeVar
 
 __all__ = ["prefetch_map"]
 
@@ -38,7 +39,7 @@ def prefetch_map(
         for item in items:
             try:
                 yield item, fn(item)
-            except Exception as exc:  # noqa: BLE001 - handed to the caller
+            except Exception as exc:
                 yield item, exc
         return
     ahead = max(1, ahead if ahead is not None else 2 * workers)

@@ -15,8 +15,8 @@ colour), the same value the network's own zero padding uses.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import cv2
 import numpy as np

@@ -130,7 +130,7 @@ class Progress:
         if self.enabled:
             self._print(final=True)
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -99,7 +99,7 @@ class ModelSpec:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "ModelSpec":
+    def from_json(cls, text: str) -> ModelSpec:
         raw = json.loads(text)
         version = raw.get("format_version", 0)
         if version > SPEC_FORMAT_VERSION:
@@ -127,7 +127,7 @@ class ModelSpec:
         return {METADATA_KEY: self.to_json()}
 
     @classmethod
-    def from_metadata(cls, metadata: dict[str, str]) -> "ModelSpec":
+    def from_metadata(cls, metadata: dict[str, str]) -> ModelSpec:
         if METADATA_KEY not in metadata:
             raise ValueError(
                 f"model file has no '{METADATA_KEY}' metadata: it was not exported by facelite "

@@ -21,8 +21,8 @@ speed is measured in face sizes per second, so the same parameters suit small an
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 

@@ -30,9 +30,9 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -263,7 +263,7 @@ def open_source(
             parts = _PRINTF.split(text)  # literal, width, literal, width, ..., literal
             pattern = "".join(glob.escape(p) if i % 2 == 0 else "*" for i, p in enumerate(parts))
             regex = re.compile(
-                "".join(re.escape(p) if i % 2 == 0 else (r"(\d{%s})" % p if p else r"(\d+)") for i, p in enumerate(parts))
+                "".join(re.escape(p) if i % 2 == 0 else (rf"(\d{{{p}}})" if p else r"(\d+)") for i, p in enumerate(parts))
             )
             numbered = []
             for name in glob.glob(pattern):
@@ -338,7 +338,7 @@ class FrameReader:
                 image, t = item
                 self._put(Frame(self.frames_read, t, image), droppable=self.drop)
                 self.frames_read += 1
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+        except BaseException as exc:
             self._put(_Failure(exc), droppable=False)
         finally:
             self._put(_END, droppable=False)
@@ -460,7 +460,7 @@ class VideoWriter:
             try:
                 self._writer.write(item)
                 self.frames_written += 1
-            except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread
+            except BaseException as exc:
                 self._error = exc
                 return
 
@@ -492,7 +492,7 @@ class VideoWriter:
         if self._error is not None:
             raise VideoSourceError(f"writing {self.path} failed: {self._error}")
 
-    def __enter__(self) -> "VideoWriter":
+    def __enter__(self) -> VideoWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -624,7 +624,7 @@ class VideoProcessor:
     def close(self) -> None:
         self.reader.close()
 
-    def __enter__(self) -> "VideoProcessor":
+    def __enter__(self) -> VideoProcessor:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -21,8 +21,9 @@ post-processing time is a real detector's.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -97,7 +98,7 @@ class Pipeline:
         tensor, _ = preprocess(image, self.spec, self.input_size)
         return self.detector.backend.run(tensor)
 
-    def compatible(self, other: "Pipeline", image: np.ndarray) -> bool:
+    def compatible(self, other: Pipeline, image: np.ndarray) -> bool:
         """Whether ``other``'s outputs for ``image`` can be decoded by this pipeline (same anchors)."""
         a, b = self.spec, other.spec
         if (a.strides, a.min_sizes, a.variances, a.pad_multiple) != (b.strides, b.min_sizes, b.variances, b.pad_multiple):

@@ -20,10 +20,11 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -475,7 +476,7 @@ def _run(cfg: BenchConfig, log: _Log, t_start: float) -> dict[str, Any]:
 
     return {
         "facelite_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": cfg.command,
         "quick": cfg.quick,
         "machine": machine_info(),

@@ -6,8 +6,8 @@ import argparse
 import functools
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 
 def add_model_options(p: argparse.ArgumentParser, input_size: int = 640) -> None:

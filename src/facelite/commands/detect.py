@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
-from ._common import add_model_options, open_jsonl, os_errors_as_messages, default_workers, non_negative_int
+from ._common import add_model_options, default_workers, non_negative_int, open_jsonl, os_errors_as_messages
 
 HELP = "detect faces and 5 landmarks in images"
 

@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 
 
-
 def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 120) -> Path:
     """Lay out, write (creating the folder) and close a matplotlib figure; returns the path."""
     import matplotlib.pyplot as plt

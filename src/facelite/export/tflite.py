@@ -222,8 +222,8 @@ def export_tflite(
         raise ValueError(f"input_hw {input_hw} must be multiples of {spec.pad_multiple}")
     tmp_float = out.with_name(f".{out.stem}.float.tflite")
     if float_model is None:
-        import torch
         import litert_torch
+        import torch
 
         from ..nn.retinaface import InferenceWrapper
 
@@ -280,7 +280,8 @@ def derive_variant(model: Any, kind: str, cfg: Any) -> Any:
     images, what = calibration_images(cfg.calibration) if kind == "int8" else ([], "")
     tag = ""
     if kind == "int8":
-        tag = "-n%d-%s" % (len(images), hashlib.sha256("\n".join(p.name for p in images).encode()).hexdigest()[:8])
+        digest = hashlib.sha256("\n".join(p.name for p in images).encode()).hexdigest()[:8]
+        tag = f"-n{len(images)}-{digest}"
     for size in sorted(cfg.sizes):
         s = -(-size // model.spec.pad_multiple) * model.spec.pad_multiple
         path = folder / f"tflite-{kind}-{s}x{s}{tag}.tflite"

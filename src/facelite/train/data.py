@@ -122,9 +122,9 @@ def read_retinaface_labels(label_file: str | Path, image_root: str | Path | None
 
     def flush() -> None:
         if cur is not None:
-            path, b, l, m = cur
+            path, b, lm, m = cur
             samples.append(Sample(path, np.asarray(b, np.float32).reshape(-1, 4),
-                                  np.asarray(l, np.float32).reshape(-1, 5, 2), np.asarray(m, bool)))
+                                  np.asarray(lm, np.float32).reshape(-1, 5, 2), np.asarray(m, bool)))
 
     for lineno, raw in enumerate(label_file.read_text().splitlines(), 1):
         line = raw.strip()

@@ -18,7 +18,7 @@ class LossWeights:
 
 def multibox_loss(logits: torch.Tensor, box_pred: torch.Tensor, lmk_pred: torch.Tensor,
                   labels: torch.Tensor, box_t: torch.Tensor, lmk_t: torch.Tensor, lmk_mask: torch.Tensor,
-                  w: LossWeights = LossWeights()) -> dict[str, torch.Tensor]:
+                  w: LossWeights | None = None) -> dict[str, torch.Tensor]:
     """Loss for a batch: predictions (B, N, 2 | 4 | 10) against targets from
     :func:`facelite.train.match.encode_targets` (labels (B, N) int64, box_t (B, N, 4),
     lmk_t (B, N, 10), lmk_mask (B, N) bool).
@@ -28,8 +28,10 @@ def multibox_loss(logits: torch.Tensor, box_pred: torch.Tensor, lmk_pred: torch.
     - boxes: smooth-L1 over positives / number of positives;
     - landmarks: smooth-L1 over positives that have landmarks / their number.
 
-    Returns the weighted ``total`` and the unweighted parts ``cls``, ``box``, ``landmarks``.
+    ``w`` defaults to ``LossWeights()``. Returns the weighted ``total`` and the unweighted parts
+    ``cls``, ``box``, ``landmarks``.
     """
+    w = w if w is not None else LossWeights()
     logits, box_pred, lmk_pred = logits.float(), box_pred.float(), lmk_pred.float()
     pos = labels > 0
     num_pos = pos.sum().clamp(min=1).float()
