@@ -67,6 +67,19 @@ def test_json_to_stdout(folder, random_model_path, capsys):
     assert len(records) == 1
 
 
+def test_min_face_size_option_reaches_the_detector(random_model_path, capsys):
+    def sides(*extra):
+        assert main(["detect", str(data_path("astronaut.jpg")), "--model", str(random_model_path),
+                     "--score-threshold", "0", "--json", "-", *extra]) == 0
+        boxes = [f["box"] for f in json.loads(capsys.readouterr().out)[0]["faces"]]
+        return [min(x2 - x1, y2 - y1) for x1, y1, x2, y2 in boxes]
+
+    every = sides()  # an untrained network at threshold 0: boxes of a few sizes (anchor sizes)
+    cut = (min(every) + max(every)) / 2
+    kept = sides("--min-face-size", str(cut))
+    assert kept and min(kept) >= cut and len(kept) < len(every)
+
+
 def test_errors_and_help(tmp_path, random_model_path, capsys):
     assert main([]) == 2
     assert "usage: facelite" in capsys.readouterr().out
@@ -80,6 +93,8 @@ def test_errors_and_help(tmp_path, random_model_path, capsys):
     assert "unknown model" in capsys.readouterr().err
     assert main(["detect", str(tmp_path), "--model", str(random_model_path), "--score-threshold", "2"]) == 1
     assert "score_threshold" in capsys.readouterr().err
+    assert main(["detect", str(tmp_path), "--model", str(random_model_path), "--min-face-size", "-3"]) == 1
+    assert "min_face_size" in capsys.readouterr().err
 
 
 def test_missing_shipped_model_says_so(capsys, tmp_path, monkeypatch):

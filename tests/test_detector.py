@@ -39,6 +39,10 @@ def image():
         ({"keep_top_k": -1}, "keep_top_k"),
         ({"threads": 0}, "threads"),
         ({"max_image_pixels": 0}, "max_image_pixels"),
+        ({"min_face_size": -1}, "min_face_size"),
+        ({"min_face_size": float("nan")}, "min_face_size"),
+        ({"min_face_size": True}, "min_face_size"),
+        ({"min_face_size": "20"}, "min_face_size"),
         ({"model": "mobilenetv2-0.5"}, "mobilenetv2-0.35, mobilenetv2-1.0"),
     ],
 )
@@ -176,6 +180,24 @@ def test_shipped_models_find_the_astronaut_and_her_landmarks(image, model, preci
     ref = np.array(ASTRONAUT_LANDMARKS)
     err = np.linalg.norm(faces[0].landmarks - ref, axis=1).mean() / np.linalg.norm(ref[0] - ref[1])
     assert err < 0.15, f"landmark error {err:.1%} of the inter-ocular distance"
+
+
+def test_min_face_size_drops_the_small_face_only(image):
+    if not shipped_path("mobilenetv2-0.35").is_file():
+        pytest.skip("mobilenetv2-0.35 is not shipped in this installation")
+    import cv2
+
+    canvas = np.full((512, 1024, 3), 128, np.uint8)  # the astronaut, and beside her a half-size copy
+    canvas[:, :512] = image
+    canvas[128:384, 640:896] = cv2.resize(image, (256, 256), interpolation=cv2.INTER_AREA)
+    both = facelite.FaceDetector().detect(canvas)
+    assert len(both) == 2, both
+    sides = sorted(min(f.box[2] - f.box[0], f.box[3] - f.box[1]) for f in both)
+    assert 40 < sides[0] < 60 and 85 < sides[1] < 120, sides  # ~48 and ~95 px
+    big = facelite.FaceDetector(min_face_size=(sides[0] + sides[1]) / 2).detect(canvas)
+    assert [f.box for f in big] == [f.box for f in both if min(f.box[2] - f.box[0], f.box[3] - f.box[1]) == sides[1]]
+    assert facelite.FaceDetector(min_face_size=sides[1] + 1).detect(canvas) == []
+    assert "min_face_size=" in repr(facelite.FaceDetector(min_face_size=20))
 
 
 def test_default_detector_is_the_small_float32_model():

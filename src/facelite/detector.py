@@ -99,6 +99,8 @@ class FaceDetector:
         keep_top_k: at most this many faces are returned per image.
         max_image_pixels: limit on width x height for images given as file paths
             (``None``: no limit); see :func:`facelite.imageio.load_image`.
+        min_face_size: drop faces whose box, as returned (original-image pixels, clipped to
+            the image), is narrower or lower than this many pixels; ``0`` keeps all.
 
     Attributes:
         spec: the model's :class:`~facelite.spec.ModelSpec`, read from the model file.
@@ -124,6 +126,7 @@ class FaceDetector:
         top_k: int = 5000,
         keep_top_k: int = 750,
         max_image_pixels: int | None = DEFAULT_MAX_PIXELS,
+        min_face_size: float = 0.0,
     ) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
@@ -140,6 +143,10 @@ class FaceDetector:
         if max_image_pixels is not None:
             _check_count("max_image_pixels", max_image_pixels)
         self.max_image_pixels = max_image_pixels
+        if isinstance(min_face_size, bool) or not isinstance(min_face_size, (int, float, np.integer, np.floating)) \
+                or not 0 <= min_face_size < float("inf"):
+            raise ValueError(f"min_face_size must be a number of pixels >= 0, got {min_face_size!r}")
+        self.min_face_size = float(min_face_size)
         self.model_info: ResolvedModel = resolve_model(model, precision)
         self.backend: Backend = load_backend(self.model_info.path, threads=threads)
         self.spec: ModelSpec = self.backend.spec
@@ -165,7 +172,9 @@ class FaceDetector:
     def __repr__(self) -> str:
         return (
             f"FaceDetector(model={self.name!r}, precision={self.precision!r}, input_size={self.input_size}, "
-            f"score_threshold={self.score_threshold}, nms_threshold={self.nms_threshold}, threads={self.threads})"
+            f"score_threshold={self.score_threshold}, nms_threshold={self.nms_threshold}, threads={self.threads}"
+            + (f", min_face_size={self.min_face_size:g}" if self.min_face_size else "")
+            + ")"
         )
 
     # ------------------------------------------------------------------ detection
@@ -283,7 +292,8 @@ class FaceDetector:
         h, w = box.original_size
         b[:, 0::2] = np.clip(b[:, 0::2], 0, w)
         b[:, 1::2] = np.clip(b[:, 1::2], 0, h)
-        valid = (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
+        side = np.minimum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
+        valid = (side > 0) & (side >= self.min_face_size)
         if not valid.all():
             b, s, pts = b[valid], s[valid], pts[valid]
         return b, s.astype(np.float32, copy=False), pts

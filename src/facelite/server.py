@@ -88,8 +88,9 @@ class DetectionService:
             raise ValueError("DetectionService needs at least one detector")
         first = pool[0]
         for d in pool[1:]:
-            if (d.model_info.sha256, d.input_size, d.score_threshold, d.nms_threshold) != (
-                    first.model_info.sha256, first.input_size, first.score_threshold, first.nms_threshold):
+            if (d.model_info.sha256, d.input_size, d.score_threshold, d.nms_threshold, d.min_face_size) != (
+                    first.model_info.sha256, first.input_size, first.score_threshold, first.nms_threshold,
+                    first.min_face_size):
                 raise ValueError("the detectors of one service must have the same model and settings")
         self.detector = first
         self.workers = len(pool)
@@ -106,6 +107,7 @@ class DetectionService:
             "input_size": d.input_size,
             "score_threshold": d.score_threshold,
             "nms_threshold": d.nms_threshold,
+            "min_face_size": d.min_face_size,
             "workers": self.workers,
             "max_body_bytes": self.max_body_bytes,
         }

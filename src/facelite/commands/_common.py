@@ -11,7 +11,7 @@ from pathlib import Path
 
 
 def add_model_options(p: argparse.ArgumentParser, input_size: int = 640) -> None:
-    """``--model --precision --input-size --score-threshold --nms-threshold --threads``."""
+    """``--model --precision --input-size --score-threshold --nms-threshold --min-face-size --threads``."""
     p.add_argument(
         "--model",
         default="mobilenetv2-0.35",
@@ -23,6 +23,10 @@ def add_model_options(p: argparse.ArgumentParser, input_size: int = 640) -> None
     )
     p.add_argument("--score-threshold", type=float, default=0.5, help="minimum face score (default: %(default)s)")
     p.add_argument("--nms-threshold", type=float, default=0.4, help="NMS IoU threshold (default: %(default)s)")
+    p.add_argument(
+        "--min-face-size", type=float, default=0.0, metavar="PX",
+        help="drop faces whose box is narrower or lower than PX pixels of the image (default: keep all)",
+    )
     p.add_argument("--threads", type=int, default=None, help="CPU threads for the network (default: all cores)")
 
 
@@ -37,6 +41,7 @@ def build_detector(args: argparse.Namespace, **extra):
         score_threshold=args.score_threshold,
         nms_threshold=args.nms_threshold,
         threads=args.threads,
+        min_face_size=getattr(args, "min_face_size", 0.0),  # `facelite eval` has no such option
         **extra,
     )
 
