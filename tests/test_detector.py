@@ -200,6 +200,26 @@ def test_min_face_size_drops_the_small_face_only(image):
     assert "min_face_size=" in repr(facelite.FaceDetector(min_face_size=20))
 
 
+def test_one_detector_shared_by_threads_gives_the_sequential_results(peer_model_path, image):
+    from concurrent.futures import ThreadPoolExecutor
+
+    import cv2
+
+    # different sizes and contents, so that interleaved calls would mix up their inputs
+    images = [cv2.resize(image, (s, s), interpolation=cv2.INTER_AREA) for s in (512, 448, 384, 320)]
+    images += [np.ascontiguousarray(im[:, ::-1]) for im in images]
+    det = FaceDetector(peer_model_path, input_size=320, threads=1)
+    expected = [det.detect_arrays(im) for im in images]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(3):
+            got = list(pool.map(det.detect_arrays, images))
+            for (b, s, p), (eb, es, ep) in zip(got, expected):
+                np.testing.assert_array_equal(b, eb)
+                np.testing.assert_array_equal(s, es)
+                np.testing.assert_array_equal(p, ep)
+    assert all(len(s) == 1 for _, s, _ in expected)  # the astronaut, once per image
+
+
 def test_default_detector_is_the_small_float32_model():
     if not shipped_path("mobilenetv2-0.35").is_file():
         pytest.skip("mobilenetv2-0.35 is not shipped in this installation")

@@ -144,6 +144,25 @@ def test_smaller_inputs_are_padded_and_cropped(tflite_models, onnx_model) -> Non
         backend.run(np.zeros((1, 3, SIZE + 32, SIZE), np.float32))
 
 
+@NEEDS_EXTRA
+def test_backend_shared_by_threads(tflite_models) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from facelite.runtime.tflite import TFLiteBackend
+
+    backend = TFLiteBackend(tflite_models["float32"], threads=1)
+    full = _image_tensor(backend.spec)
+    # inputs of different contents and sizes: interleaved calls would mix the shared buffer
+    inputs = [np.ascontiguousarray(full[:, :, :h, :w]) for h, w in ((128, 128), (96, 128), (128, 64), (64, 64))]
+    inputs += [np.ascontiguousarray(x[:, :, :, ::-1]) for x in inputs]
+    expected = [backend.run(x) for x in inputs]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(3):
+            for got, ref in zip(pool.map(backend.run, inputs), expected):
+                for a, b in zip(got, ref):
+                    np.testing.assert_array_equal(a, b)
+
+
 def test_tflite_file_without_the_extra(tmp_path: Path) -> None:
     from facelite.runtime import load_backend
     from facelite.runtime.tflite import tflite_runtime_available

@@ -102,6 +102,10 @@ class FaceDetector:
         min_face_size: drop faces whose box, as returned (original-image pixels, clipped to
             the image), is narrower or lower than this many pixels; ``0`` keeps all.
 
+    One detector may be shared by several threads: ONNX Runtime runs their calls in parallel
+    (the TFLite backend one at a time). ``last_timings`` then holds the timings of whichever
+    call finished last; give each thread its own detector to read them per call.
+
     Attributes:
         spec: the model's :class:`~facelite.spec.ModelSpec`, read from the model file.
         model_info: the resolved model file (path, name, precision, SHA-256).

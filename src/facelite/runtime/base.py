@@ -43,6 +43,9 @@ class Backend(Protocol):
             ``(scores, boxes, landmarks)``: float32 ``(B, N)`` face probabilities in [0, 1],
             ``(B, N, 4)`` encoded box deltas and ``(B, N, 10)`` encoded landmark deltas, with
             N = :func:`facelite.anchors.num_anchors` for (H, W), in anchor order.
+
+        Safe to call from several threads at once (a backend either runs concurrent calls in
+        parallel or serialises them).
         """
         ...
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -138,6 +139,7 @@ class TFLiteBackend:
         out_details = self._runner.get_output_details()
         self._out_q = [_quant(out_details[n]) for n in self._output_names]
         self._last_hw: tuple[int, int] | None = None
+        self._lock = threading.Lock()  # one interpreter and input buffer: one call at a time
         self._index_cache: dict[tuple[int, int], np.ndarray | None] = {}
 
     def _index(self, h: int, w: int) -> np.ndarray | None:
@@ -169,6 +171,10 @@ class TFLiteBackend:
                 f"{self.path.name} takes network inputs up to {mh}x{mw}, got {h}x{w}: use an input_size of at "
                 f"most {min(mh, mw)} with this file (TFLite models have a fixed input shape)"
             )
+        with self._lock:
+            return self._run_locked(batch, h, w)
+
+    def _run_locked(self, batch: np.ndarray, h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if self._last_hw != (h, w):
             self._buffer.fill(0.0)
             self._last_hw = (h, w)
