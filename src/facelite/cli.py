@@ -11,7 +11,7 @@ import sys
 from . import __version__
 
 # Sub-command modules, in the order ``facelite --help`` lists them.
-COMMANDS = ("detect", "eval", "train", "export", "bench", "video", "align", "blur", "serve", "augment_preview", "pseudolabel")
+COMMANDS = ("detect", "eval", "train", "export", "bench", "video", "align", "blur", "serve", "models", "augment_preview", "pseudolabel")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -140,9 +140,9 @@ def resolve_model(model: str | os.PathLike[str], precision: str = "float32") -> 
     if not path.is_file():
         raise ModelNotFoundError(
             f"the shipped model file {path.name} is not in this installation of facelite "
-            f"(looked in {MODEL_DIR}); trained weights are not shipped yet for every model and "
-            "precision. Use the path of a facelite-exported .onnx file as the model instead "
-            "(FaceDetector(model=PATH) or facelite detect --model PATH)."
+            f"(looked in {MODEL_DIR}): the installation is incomplete; reinstall facelite, or use the "
+            "path of a facelite-exported .onnx file as the model (FaceDetector(model=PATH) or "
+            "facelite detect --model PATH). `facelite models` checks every shipped file."
         )
     digest = file_sha256(path)
     expected = _read_checksums(MODEL_DIR).get(path.name)

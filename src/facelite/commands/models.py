@@ -1,0 +1,105 @@
+"""``facelite models``: the shipped models (verified against their checksums), or what a model file holds."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+HELP = "list the shipped models (checksums verified), or show the geometry a model file carries"
+
+DESCRIPTION = """\
+Without MODEL: one line per shipped model file (name, precision, size, SHA-256,
+whether it matches the package's SHA256SUMS); exit code 1 if any is missing or
+corrupt. With MODEL (a shipped name, or the path of an .onnx or .tflite file
+written by `facelite export`): the geometry and input convention the file
+carries in its metadata, which is what the run-time code uses.
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "models", help=HELP, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("model", nargs="?", metavar="MODEL", help="shipped model name or model file path")
+    p.add_argument("--precision", default="float32", choices=("float32", "int8"),
+                   help="for a shipped name (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(func=run)
+
+
+def shipped_table() -> list[dict]:
+    """One record per shipped name and precision: ``status`` is ok, missing or corrupt."""
+    from ..models import MODEL_NAMES, PRECISIONS, ModelChecksumError, ModelNotFoundError, resolve_model, shipped_path
+
+    rows = []
+    for name in MODEL_NAMES:
+        for precision in PRECISIONS:
+            path = shipped_path(name, precision)
+            row = {"name": name, "precision": precision, "path": str(path), "bytes": None, "sha256": None,
+                   "status": "ok", "default": (name, precision) == (MODEL_NAMES[0], PRECISIONS[0])}
+            try:
+                resolved = resolve_model(name, precision)
+                row.update(bytes=path.stat().st_size, sha256=resolved.sha256)
+            except ModelNotFoundError:
+                row["status"] = "missing"
+            except ModelChecksumError:
+                row.update(status="corrupt", bytes=path.stat().st_size)
+            rows.append(row)
+    return rows
+
+
+def describe(model: str, precision: str) -> dict:
+    """What a model file carries: its resolved path, SHA-256, precision and spec (as a dict)."""
+    from dataclasses import asdict
+
+    from ..models import resolve_model
+    from ..runtime import load_backend
+
+    resolved = resolve_model(model, precision)
+    backend = load_backend(resolved.path, threads=1)
+    return {
+        "name": resolved.name or backend.spec.name,
+        "path": str(resolved.path),
+        "bytes": resolved.path.stat().st_size,
+        "sha256": resolved.sha256,
+        "shipped": resolved.shipped,
+        "precision": resolved.precision or backend.metadata.get("facelite.precision"),
+        "spec": asdict(backend.spec),
+    }
+
+
+def _text(d: dict) -> str:
+    s = d["spec"]
+    std = s["std"]
+    norm = f"(x - {_nums(s['mean'])}) / {_nums(std)}" if len(set(std)) > 1 else f"(x - {_nums(s['mean'])}) / {std[0]:g}"
+    sizes = " ".join("(" + ", ".join(str(m) for m in level) + ")" for level in s["min_sizes"])
+    return "\n".join([
+        f"{d['name']} ({d['precision'] or 'precision not recorded'}){'' if d['shipped'] else ', not a shipped file'}",
+        f"  file:       {d['path']} ({d['bytes'] / 1e6:.2f} MB, sha256 {d['sha256'][:16]}...)",
+        f"  network:    width multiplier {s['alpha']:g}, FPN + SSH with {s['fpn_channels']} channels",
+        f"  anchors:    strides {'/'.join(str(x) for x in s['strides'])}, sizes {sizes} input pixels, "
+        f"variances {_nums(s['variances'])}",
+        f"  input:      {s['channel_order']}, {norm}, padded to a multiple of {s['pad_multiple']}",
+        f"  landmarks:  {', '.join(s['landmark_names'])}",
+    ])
+
+
+def _nums(values) -> str:
+    return "(" + ", ".join(f"{v:g}" for v in values) + ")"
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.model is not None:
+        d = describe(args.model, args.precision)
+        print(json.dumps(d, indent=2) if args.json else _text(d))
+        return 0
+    rows = shipped_table()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(f"{'model':<18} {'precision':<9} {'size':>8}  {'sha256':<12}  status")
+        for r in rows:
+            size = f"{r['bytes'] / 1e6:.2f} MB" if r["bytes"] is not None else "-"
+            mark = "  (default)" if r["default"] else ""
+            print(f"{r['name']:<18} {r['precision']:<9} {size:>8}  {(r['sha256'] or '-')[:12]:<12}  {r['status']}{mark}")
+    return 0 if all(r["status"] == "ok" for r in rows) else 1
