@@ -21,14 +21,59 @@ def bench_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.getbasetemp() / "bench-cache"
 
 
+def _quick_argv(model: Path, cache: Path, out: Path) -> list[str]:
+    return ["bench", "--quick", "--models", str(model), "--images", "1", "--warmup", "1", "--repeats", "2",
+            "--ap-images", "2", "--crowded", "1", "--calibration-images", "2", "--cache-dir", str(cache),
+            "--out", str(out), "--quiet"]
+
+
 @pytest.fixture(scope="module")
 def quick_run(random_model_path: Path, bench_cache: Path, tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("bench-out")
-    argv = ["bench", "--quick", "--models", str(random_model_path), "--images", "1", "--warmup", "1",
-            "--repeats", "2", "--ap-images", "2", "--crowded", "1", "--calibration-images", "2", "--cache-dir", str(bench_cache),
-            "--out", str(out), "--quiet"]
-    assert main(argv) == 0
+    assert main(_quick_argv(random_model_path, bench_cache, out)) == 0
     return json.loads((out / "bench.json").read_text()), out
+
+
+def test_progress_log_and_journal(quick_run) -> None:
+    result, out = quick_run
+    log = (out / "bench.log").read_text()  # written even with --quiet
+    assert "latency 1/3" in log and "ETA" in log and "latency 3/3" in log
+    lines = [json.loads(line) for line in (out / "bench-rows.jsonl").read_text().splitlines()]
+    assert lines[0]["fingerprint"]["repeats"] == 2
+    kinds = [e["key"][0] for e in lines[1:]]
+    assert kinds.count("stages") == 1 and kinds.count("latency") == 3 and kinds.count("crowded") == 6
+    assert result["reused_measurements"] == 0
+
+
+def test_resume_measures_only_what_is_missing(quick_run, random_model_path, bench_cache, tmp_path, monkeypatch,
+                                              capsys) -> None:
+    import shutil
+
+    import facelite.bench.measure as measure
+
+    first, out = quick_run
+    resumed = tmp_path / "out"
+    shutil.copytree(out, resumed)
+    journal = resumed / "bench-rows.jsonl"
+    lines = journal.read_text().splitlines()
+    # an interruption: the last latency row was never written, and a line was cut short
+    cut = [i for i, line in enumerate(lines) if '"latency"' in line][-1]
+    journal.write_text("\n".join(lines[:cut]) + "\n" + lines[cut][:40])
+    calls = []
+    real = measure.time_pipeline
+    monkeypatch.setattr(measure, "time_pipeline", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(measure, "time_stages", lambda *a, **k: pytest.fail("stages were measured again"))
+    argv = _quick_argv(random_model_path, bench_cache, resumed)
+    assert main([*argv, "--resume"]) == 0
+    result = json.loads((resumed / "bench.json").read_text())
+    assert len(calls) == 1 + 6  # the missing latency row; the crowded rows came after it
+    assert result["reused_measurements"] == 1 + 2  # stages and two latency rows
+    for a, b in zip(result["latency"][:2], first["latency"][:2]):
+        assert a["median_ms"] == b["median_ms"]
+    # other settings: refused, not mixed
+    capsys.readouterr()
+    assert main([*argv[:-1], "--repeats", "3", "--quiet", "--resume", "--no-ap"]) == 1
+    assert "what differs: accuracy, repeats" in capsys.readouterr().err
 
 
 def test_quick_run_writes_json_and_markdown(quick_run, capsys) -> None:

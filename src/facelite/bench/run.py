@@ -33,6 +33,7 @@ from ..imageio import load_image
 from ..models import MODEL_NAMES, file_sha256
 from ..paths import data_path, shared_dir
 from . import paper
+from .journal import JOURNAL_NAME, Journal
 from .models import (
     PRECISIONS,
     BenchModel,
@@ -82,20 +83,54 @@ class BenchConfig:
     """Also time the post-processing on this many of the most crowded dev images (0: none)."""
     quick: bool = False
     cache_root: Path | None = None
+    out_dir: Path | None = None
+    """Where ``bench.log`` and the measurements journal (:mod:`facelite.bench.journal`) go; ``None``: nowhere."""
+    resume: bool = False
+    """Reuse the measurements an interrupted run with the same settings left in :attr:`out_dir`."""
     show_progress: bool = True
     command: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 class _Log:
-    def __init__(self, enabled: bool) -> None:
+    """Progress lines on standard error (when ``enabled``) and, time-stamped, in ``file`` (always)."""
+
+    def __init__(self, enabled: bool, file: Path | None = None) -> None:
         self.enabled = enabled
         self.t0 = time.perf_counter()
+        self.file = file
+        if file is not None:
+            file.parent.mkdir(parents=True, exist_ok=True)
 
     def __call__(self, msg: str) -> None:
+        el = time.perf_counter() - self.t0
         if self.enabled:
-            el = time.perf_counter() - self.t0
-            print(f"[bench {int(el) // 60}:{int(el) % 60:02d}] {msg}", file=sys.stderr, flush=True)
+            print(f"[bench {_clock(el)}] {msg}", file=sys.stderr, flush=True)
+        if self.file is not None:
+            with open(self.file, "a", encoding="utf-8") as f:
+                f.write(f"{datetime.now().isoformat(timespec='seconds')} [{_clock(el)}] {msg}\n")
+
+
+def _clock(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+class _Eta:
+    """Time left in a loop of ``total`` items, from the items measured so far (reused ones are free)."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done, self.measured, self.seconds = total, 0, 0, 0.0
+
+    def step(self, seconds: float | None) -> str:
+        """Count one item (``seconds`` it took, ``None`` if reused); returns ``"ETA m:ss"``."""
+        self.done += 1
+        if seconds is not None:
+            self.measured += 1
+            self.seconds += seconds
+        if not self.measured:
+            return "ETA ?"
+        return f"ETA {_clock(self.seconds / self.measured * (self.total - self.done))}"
 
 
 # --------------------------------------------------------------------------- inputs
@@ -299,19 +334,41 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     """Run everything ``cfg`` asks for; returns the JSON-ready result (see the module doc)."""
     import cv2
 
-    log = _Log(cfg.show_progress)
+    log = _Log(cfg.show_progress, cfg.out_dir / "bench.log" if cfg.out_dir is not None else None)
     t_start = time.perf_counter()
     cv2_threads = cv2.getNumThreads()
     cv2.setNumThreads(1)  # preprocessing on one core too
+    journal = Journal(cfg.out_dir / JOURNAL_NAME if cfg.out_dir is not None else None, _fingerprint(cfg), cfg.resume)
+    if journal.rows:
+        log(f"resuming: {len(journal.rows)} measurement(s) of an earlier run in {journal.path}")
     try:
-        return _run(cfg, log, t_start)
+        return _run(cfg, log, t_start, journal)
     finally:
+        journal.close()
         cv2.setNumThreads(cv2_threads)
 
 
-def _run(cfg: BenchConfig, log: _Log, t_start: float) -> dict[str, Any]:
+_NOT_SETTINGS = ("cache_root", "show_progress", "command", "extra", "out_dir", "resume")
+
+
+def _fingerprint(cfg: BenchConfig) -> dict[str, Any]:
+    """What must not change for measurements to be reused: the settings and the machine."""
+    settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items() if k not in _NOT_SETTINGS}
+    machine = machine_info()
+    return {**settings, "models": list(cfg.models), "cpu": machine["cpu"], "logical_cores": machine["logical_cores"],
+            "versions": machine["versions"]}
+
+
+def _run(cfg: BenchConfig, log: _Log, t_start: float, journal: Journal) -> dict[str, Any]:
     from .graph import count_macs, count_params
     from .measure import Pipeline, time_pipeline, time_stages
+
+    digests: dict[Path, str] = {}
+
+    def sha(path: Path) -> str:
+        if path not in digests:
+            digests[path] = file_sha256(path)
+        return digests[path]
 
     cache_root = cfg.cache_root or bench_cache_dir()
     models, missing = prepare_models(cfg, log)
@@ -376,6 +433,25 @@ def _run(cfg: BenchConfig, log: _Log, t_start: float) -> dict[str, Any]:
             return None, None, "own (random weights; no trained reference with the same anchors: not representative)"
         return outs, c, f"decoded outputs of {reference_model.label} float32 (trained, same anchors)"
 
+    def measure_stages(m: BenchModel, size: int, t: int, cuts: Any) -> dict[str, Any]:
+        pipe = pipe_for(m, "float32", size, t)
+        refs, _, what = reference_for(m, size, pipe)
+        st = time_stages(pipe, cuts, images, cfg.warmup, cfg.repeats, threads=t, reference=refs)
+        stages = {"model": m.label, "alpha": m.alpha, "trained": m.trained, "input_size": size, "precision": "float32",
+                  "threads": t, "postprocess_outputs": what, **st}
+        log(f"  stages sum {st['sum_ms']:.2f} ms vs end-to-end {st['end_to_end_ms']:.2f} ms ({100 * st['difference']:+.1f} %)")
+        if crowds:
+            # the stress case beside it: the most crowded dev image at the evaluation's score threshold
+            img, name, faces = crowds[0]
+            cpipe = pipe_for(m, "float32", size, t, EVAL_SCORE_THRESHOLD)
+            _, crefs, cwhat = reference_for(m, size, cpipe)
+            r = time_pipeline(cpipe, [img], cfg.warmup, cfg.crowded_repeats, [crefs[0]] if crefs is not None else None)
+            stages["crowded"] = {"image": name, "annotated_faces": faces, "score_threshold": EVAL_SCORE_THRESHOLD,
+                                 "postprocess_outputs": cwhat, **r}
+            log(f"  crowded image {name} at score {EVAL_SCORE_THRESHOLD}: decoding + NMS "
+                f"{r['postprocess_ms']:.2f} ms, {100 * (r['postprocess_share'] or 0):.1f} % of end-to-end")
+        return stages
+
     # ---- Table 1: stages
     stages: dict[str, Any] | None = None
     stage_note = ""
@@ -388,42 +464,41 @@ def _run(cfg: BenchConfig, log: _Log, t_start: float) -> dict[str, Any]:
         m, size = pick
         t = cfg.threads[0]
         log(f"Table 1: stages of {m.label} float32 @{size}, {t} thread(s)")
+        stage_key = ("stages", sha(m.float32.path), size, t, crowds[0][1] if crowds else None)
         try:
             cuts = split_stages(m.float32.path, m.key_dir(cache_root) / "stages")
         except ValueError as exc:
             stage_note = str(exc)
         else:
-            pipe = pipe_for(m, "float32", size, t)
-            refs, _, what = reference_for(m, size, pipe)
-            st = time_stages(pipe, cuts, images, cfg.warmup, cfg.repeats, threads=t, reference=refs)
-            stages = {"model": m.label, "alpha": m.alpha, "trained": m.trained, "input_size": size, "precision": "float32",
-                      "threads": t, "postprocess_outputs": what, **st}
-            log(f"  stages sum {st['sum_ms']:.2f} ms vs end-to-end {st['end_to_end_ms']:.2f} ms ({100 * st['difference']:+.1f} %)")
-            if crowds:
-                # the stress case beside it: the most crowded dev image at the evaluation's score threshold
-                img, name, faces = crowds[0]
-                cpipe = pipe_for(m, "float32", size, t, EVAL_SCORE_THRESHOLD)
-                _, crefs, cwhat = reference_for(m, size, cpipe)
-                r = time_pipeline(cpipe, [img], cfg.warmup, cfg.crowded_repeats, [crefs[0]] if crefs is not None else None)
-                stages["crowded"] = {"image": name, "annotated_faces": faces, "score_threshold": EVAL_SCORE_THRESHOLD,
-                                     "postprocess_outputs": cwhat, **r}
-                log(f"  crowded image {name} at score {EVAL_SCORE_THRESHOLD}: decoding + NMS "
-                    f"{r['postprocess_ms']:.2f} ms, {100 * (r['postprocess_share'] or 0):.1f} % of end-to-end")
+            stages = journal.get(stage_key)
+            if stages is not None:
+                log("  reused from the earlier run")
+            else:
+                stages = journal.put(stage_key, measure_stages(m, size, t, cuts))
 
     # ---- Tables 2-3: latency
     configs = [(m, s, p, t) for m in models for s in cfg.sizes for p in m.variants for t in cfg.threads]
     latency: list[dict[str, Any]] = []
+    eta = _Eta(len(configs))
     for i, (m, s, p, t) in enumerate(configs, 1):
         v = m.variants[p]
-        pipe = pipe_for(m, p, s, t)
-        refs, _, what = reference_for(m, s, pipe)
-        r = time_pipeline(pipe, images, cfg.warmup, cfg.repeats, refs)
-        row = {"model": m.label, "alpha": m.alpha, "trained": m.trained, "input_size": s, "precision": p,
-               "backend": v.backend, "threads": t, **r, "postprocess_outputs": what,
-               "file_bytes": v.path_for(s).stat().st_size, **facts[(m.label, s)], **_paper_ms(m.alpha, s, p)}
+        key = ("latency", sha(v.path_for(s)), p, s, t)
+        row = journal.get(key)
+        t0 = time.perf_counter()
+        if row is None:
+            pipe = pipe_for(m, p, s, t)
+            refs, _, what = reference_for(m, s, pipe)
+            r = time_pipeline(pipe, images, cfg.warmup, cfg.repeats, refs)
+            row = journal.put(key, {
+                "model": m.label, "alpha": m.alpha, "trained": m.trained, "input_size": s, "precision": p,
+                "backend": v.backend, "threads": t, **r, "postprocess_outputs": what,
+                "file_bytes": v.path_for(s).stat().st_size, **facts[(m.label, s)], **_paper_ms(m.alpha, s, p)})
+            left = eta.step(time.perf_counter() - t0)
+        else:
+            left = eta.step(None) + ", reused"
         latency.append(row)
-        log(f"latency {i}/{len(configs)}: {m.label} {p} @{s} threads={t}: median {r['median_ms']:.2f} ms, "
-            f"p90 {r['p90_ms']:.2f} ms, post-processing {100 * (r['postprocess_share'] or 0):.1f} %")
+        log(f"latency {i}/{len(configs)}: {m.label} {p} @{s} threads={t}: median {row['median_ms']:.2f} ms, "
+            f"p90 {row['p90_ms']:.2f} ms, post-processing {100 * (row['postprocess_share'] or 0):.1f} % ({left})")
     for row in latency:
         base = next((b for b in latency if b["model"] == row["model"] and b["input_size"] == row["input_size"]
                      and b["threads"] == row["threads"] and b["precision"] == "float32"), None)
@@ -436,18 +511,30 @@ def _run(cfg: BenchConfig, log: _Log, t_start: float) -> dict[str, Any]:
     if crowds:
         t = cfg.threads[0]
         log("crowded images: " + ", ".join(f"{name} ({faces} faces)" for _, name, faces in crowds))
-        for m in models:
-            for s in cfg.sizes:
-                for p in m.variants:
-                    for thr in (0.5, EVAL_SCORE_THRESHOLD):
-                        pipe = pipe_for(m, p, s, t, thr)
-                        _, crefs, what = reference_for(m, s, pipe)
-                        for k, (img, name, faces) in enumerate(crowds):
-                            r = time_pipeline(pipe, [img], cfg.warmup, cfg.crowded_repeats,
-                                              [crefs[k]] if crefs is not None else None)
-                            crowded_rows.append({"model": m.label, "alpha": m.alpha, "trained": m.trained,
-                                                 "input_size": s, "precision": p, "threads": t, "score_threshold": thr,
-                                                 "image": name, "annotated_faces": faces, **r, "postprocess_outputs": what})
+        jobs = [(m, s, p, thr) for m in models for s in cfg.sizes for p in m.variants
+                for thr in (0.5, EVAL_SCORE_THRESHOLD)]
+        eta = _Eta(len(jobs))
+        for i, (m, s, p, thr) in enumerate(jobs, 1):
+            key = ("crowded", sha(m.variants[p].path_for(s)), p, s, t, thr, [name for _, name, _ in crowds])
+            rows = journal.get(key)
+            t0 = time.perf_counter()
+            if rows is None:
+                pipe = pipe_for(m, p, s, t, thr)
+                _, crefs, what = reference_for(m, s, pipe)
+                rows = {"rows": []}
+                for k, (img, name, faces) in enumerate(crowds):
+                    r = time_pipeline(pipe, [img], cfg.warmup, cfg.crowded_repeats,
+                                      [crefs[k]] if crefs is not None else None)
+                    rows["rows"].append({"model": m.label, "alpha": m.alpha, "trained": m.trained,
+                                         "input_size": s, "precision": p, "threads": t, "score_threshold": thr,
+                                         "image": name, "annotated_faces": faces, **r, "postprocess_outputs": what})
+                journal.put(key, rows)
+                left = eta.step(time.perf_counter() - t0)
+            else:
+                left = eta.step(None) + ", reused"
+            crowded_rows += rows["rows"]
+            if i % 4 == 0 or i == len(jobs):
+                log(f"crowded images {i}/{len(jobs)} ({left})")
     # the limit applies at the deployment threshold; the evaluation threshold (0.02, hundreds of
     # candidates on a crowd) is the stress case, reported beside it
     checked = [r for r in latency + crowded_rows if "not representative" not in r["postprocess_outputs"]
@@ -504,6 +591,7 @@ def _run(cfg: BenchConfig, log: _Log, t_start: float) -> dict[str, Any]:
         "frontier": frontier,
         "paper": paper.as_dict(),
         "elapsed_s": round(time.perf_counter() - t_start, 1),
+        "reused_measurements": journal.reused,
     }
 
 

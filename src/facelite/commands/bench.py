@@ -22,6 +22,9 @@ Derived files (dynamic / static int8, TFLite, stage sub-models) are cached under
 ~/.cache/facelite/bench/ ($FACELITE_CACHE), keyed by the source file's SHA-256.
 
 Measure on a quiet machine: the numbers are only as good as the machine is idle.
+Progress (with the time left) goes to standard error and to OUT/bench.log; every
+measurement is written to OUT/bench-rows.jsonl as soon as it is made, and --resume
+after an interruption measures only what is missing (same settings and machine).
 
   facelite bench --quick                           # reduced grid, < 2 minutes
   facelite bench --out docs/bench                  # the full run (RESULTS.md)
@@ -62,6 +65,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("out/bench"),
                    help="folder for bench.json, bench.md, bench-frontier.png (default: %(default)s)")
     p.add_argument("--cache-dir", type=Path, help="cache for derived models (default: ~/.cache/facelite/bench)")
+    p.add_argument("--resume", action="store_true",
+                   help="reuse the measurements an interrupted run left in --out (same settings, same machine)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=run)
 
@@ -83,7 +88,7 @@ def _command(args: argparse.Namespace) -> str:
     """The options of this run as a command line (for the report)."""
     parts = ["facelite", "bench"]
     for key, value in vars(args).items():
-        if key in ("func", "command", "quiet") or value in (None, False, []) or (key, value) in (("threads", [1]), ("crowded", 3)):
+        if key in ("func", "command", "quiet", "resume") or value in (None, False, []) or (key, value) in (("threads", [1]), ("crowded", 3)):
             continue
         flag = "--" + key.replace("_", "-")
         if value is True:
@@ -138,6 +143,8 @@ def run(args: argparse.Namespace) -> int:
         crowded=args.crowded,
         quick=args.quick,
         cache_root=args.cache_dir,
+        out_dir=args.out,
+        resume=args.resume,
         show_progress=not args.quiet,
         command=_command(args),
     )
