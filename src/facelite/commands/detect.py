@@ -270,7 +270,7 @@ def process_images(args: argparse.Namespace, command: str) -> int:
         f"facelite {command}: {done} image{'s' if done != 1 else ''}{resumed}, "
         f"{n_faces} face{'s' if n_faces != 1 else ''}"
         f"{f', {failed} skipped' if failed else ''} in {wall:.1f} s{rate}{per} "
-        f"({model['name']}/{model['precision'] or '?'}, input {detector.input_size})",
+        f"({model['name']}{'/' + model['precision'] if model['precision'] else ''}, input {detector.input_size})",
         file=sys.stderr,
     )
     if not images:

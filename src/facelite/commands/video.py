@@ -202,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
         line += f"; {tracker.ids_issued} track{'s' if tracker.ids_issued != 1 else ''}"
     if bad_frames:
         line += f"; {bad_frames} unreadable frame{'s' if bad_frames != 1 else ''} skipped"
-    line += f" ({model['name']}/{model['precision'] or '?'}, input {detector.input_size})"
+    line += f" ({model['name']}{'/' + model['precision'] if model['precision'] else ''}, input {detector.input_size})"
     if writer is not None:
         line += f"; wrote {writer.frames_written} frames to {args.out}"
     print(line, file=sys.stderr, flush=True)
