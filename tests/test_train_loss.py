@@ -93,3 +93,21 @@ def test_feature_distillation_is_zero_for_the_teachers_features_and_scale_free()
     with pytest.raises(ValueError, match="differ"):
         feature_distill_loss([teacher[0]], [teacher[1]])
     assert FeatureAdapter(4, 8, 1)([torch.rand(1, 4, 2, 2)])[0].shape == (1, 8, 2, 2)  # other channel counts
+
+
+def test_distillation_skips_landmark_rows_the_teacher_left_nan():
+    from facelite.train.loss import distill_loss
+
+    labels = torch.zeros(1, 4, dtype=torch.long)
+    labels[0, :3] = 1  # three positives, none with labelled landmarks
+    mask = torch.zeros(1, 4, dtype=torch.bool)
+    logits = torch.zeros(1, 4, 2, requires_grad=True)
+    pred = torch.zeros(1, 4, 10, requires_grad=True)
+    target = torch.full((1, 4, 10), 0.5)
+    target[0, 1] = float("nan")  # the teacher had no landmarks for anchor 1
+    out = distill_loss(logits, pred, logits.detach(), target, labels, mask)
+    # smooth-L1 of 0.5 per coordinate (0.5 * 0.5^2 = 0.125) x 10, averaged over the 2 finite rows
+    assert out["landmarks"].item() == pytest.approx(1.25)
+    assert out["cls"].item() == pytest.approx(0.0, abs=1e-6)  # student = teacher
+    out["landmarks"].backward()
+    assert torch.isfinite(pred.grad).all() and pred.grad[0, 1].abs().sum() == 0

@@ -1,4 +1,4 @@
-"""The RetinaFace-mnet0.25 peer as a per-anchor distillation teacher (needs ../shared)."""
+"""The RetinaFace-mnet0.25 and YuNet peers as per-anchor distillation teachers (needs ../shared)."""
 
 import pickle
 from dataclasses import replace
@@ -10,11 +10,16 @@ import pytest
 
 from facelite.anchors import make_anchors
 from facelite.codec import decode_landmarks
+from facelite.nms import box_iou
 from facelite.spec import default_spec
+from facelite.train.match import cxcywh_to_xyxy
 from facelite.train.teachers import (
     AnchorTeacher,
+    ProjectedTeacher,
     RetinaFaceTeacher,
+    YuNetTeacher,
     make_anchor_teacher,
+    teacher_files,
 )
 
 SPEC = default_spec(0.35, 64)
@@ -78,9 +83,49 @@ def test_teacher_features_are_the_ssh_outputs_at_each_stride(sample_320):
     assert inside > energy.mean()
 
 
+@pytest.mark.shared
+def test_yunet_projected_onto_the_anchors(sample_320):
+    teacher = make_anchor_teacher("yunet", SPEC)
+    assert isinstance(teacher, ProjectedTeacher)
+    logp, lmk = pickle.loads(pickle.dumps(teacher))(sample_320)  # as in a data-loader worker
+    anchors = make_anchors(SPEC, 320, 320)
+    assert logp.shape == (len(anchors), 2) and lmk.shape == (len(anchors), 10)
+    np.testing.assert_allclose(np.exp(logp).sum(1), 1.0, atol=1e-4)
+    p = np.exp(logp[:, 1])
+    # YuNet's own detection: the anchors matching it (IoU >= 0.35) carry its score, the rest ~0
+    boxes, scores, lmks = YuNetTeacher()(sample_320, score_threshold=0.5)
+    assert len(boxes) == 1 and scores[0] > 0.8
+    iou = box_iou(cxcywh_to_xyxy(anchors), boxes)[:, 0]
+    on_face = iou >= 0.35
+    assert on_face.sum() >= 3
+    np.testing.assert_allclose(p[on_face].max(), scores[0], atol=1e-3)
+    assert p[iou < 0.1].max() < 0.05
+    # landmark offsets where an anchor matched a candidate, NaN elsewhere; they decode to YuNet's points
+    unmatched = p < 1e-5  # no candidate over the minimum score overlaps these anchors
+    assert np.isfinite(lmk[on_face]).all() and unmatched.sum() > len(anchors) / 2 and np.isnan(lmk[unmatched]).all()
+    best = int(np.argmax(p))
+    ours = decode_landmarks(lmk[best : best + 1], anchors[best : best + 1], SPEC.variances)[0]
+    assert np.abs(ours - lmks[0]).max() < 0.1 * (boxes[0, 2] - boxes[0, 0])
+
+
+@pytest.mark.shared
+def test_ensemble_is_the_mean_of_the_two(sample_320):
+    both = make_anchor_teacher("retinaface+yunet", SPEC, features=True)(sample_320)
+    rf = make_anchor_teacher("retinaface", SPEC, features=True)(sample_320)
+    yn = make_anchor_teacher("yunet", SPEC)(sample_320)
+    mean = (np.exp(rf[0][:, 1]) + np.exp(yn[0][:, 1])) / 2
+    np.testing.assert_allclose(np.exp(both[0][:, 1]), mean, atol=2e-6)
+    for a, b in zip(both[1:], rf[1:]):  # landmarks and features: RetinaFace's
+        np.testing.assert_array_equal(a, b)
+    assert teacher_files("retinaface+yunet") == ["peers/retinaface_mnet025/retinaface_mnet025.onnx",
+                                                 "peers/yunet/yunet_n_dynamic.onnx"]
+
+
 def test_only_cleared_teachers_with_the_same_geometry():
     with pytest.raises(ValueError, match="anchor teachers"):
         make_anchor_teacher("scrfd", SPEC)  # non-commercial licence: never a teacher
+    with pytest.raises(ValueError, match="feature distillation"):
+        make_anchor_teacher("yunet", SPEC, features=True)  # YuNet gives no SSH features
     with pytest.raises(ValueError, match="differ"):
         make_anchor_teacher("retinaface", replace(SPEC, min_sizes=((8, 16), (32, 64), (128, 256))))
 

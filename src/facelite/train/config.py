@@ -20,8 +20,9 @@ class ModelConfig:
     fpn_channels: int = 64
     imagenet_weights: str = ""
     init_weights: str = ""  # start from a weights.pt / best.pt of an earlier run instead of ImageNet
-    # distil from: a weights.pt / best.pt of a trained facelite model (same anchors), or "retinaface"
-    # (the MIT-licensed RetinaFace-mnet0.25 peer in ../shared, run by ONNX Runtime in the data workers)
+    # distil from: a weights.pt / best.pt of a trained facelite model (same anchors), or a peer in
+    # ../shared run by ONNX Runtime in the data workers: "retinaface" (RetinaFace-mnet0.25, MIT),
+    # "yunet" (YuNet-n, Apache-2.0, its candidates projected onto the anchors) or "retinaface+yunet"
     teacher: str = ""
 
 

@@ -61,14 +61,15 @@ def distill_loss(logits: torch.Tensor, lmk_pred: torch.Tensor, t_logits: torch.T
     - ``cls``: KL(teacher || student) of the face/background distribution, summed over all anchors
       and divided by the number of positives (the scale of the classification loss);
     - ``landmarks``: smooth-L1 to the teacher's landmark offsets on positives that have no labelled
-      landmarks (most WIDER faces), divided by their number.
+      landmarks (most WIDER faces), divided by their number; rows the teacher left NaN (no
+      landmarks for that anchor) are skipped.
     """
     logits, lmk_pred = logits.float(), lmk_pred.float()
     t_logits, t_lmk = t_logits.float(), t_lmk.float()
     pos = labels > 0
     num_pos = pos.sum().clamp(min=1).float()
     kl = F.kl_div(F.log_softmax(logits, -1), F.log_softmax(t_logits, -1), log_target=True, reduction="sum")
-    unl = pos & ~lmk_mask
+    unl = pos & ~lmk_mask & torch.isfinite(t_lmk).all(dim=-1)
     lmk = F.smooth_l1_loss(lmk_pred[unl], t_lmk[unl], reduction="sum") / unl.sum().clamp(min=1).float()
     return {"cls": kl / num_pos, "landmarks": lmk}
 

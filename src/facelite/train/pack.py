@@ -29,7 +29,7 @@ from ..imageio import load_image
 from ..progress import Progress
 from .config import Config, load_config, resolve
 from .data import write_retinaface_labels
-from .teachers import ANCHOR_TEACHERS, TEACHER_PATHS
+from .teachers import ANCHOR_TEACHERS, teacher_files
 
 log = logging.getLogger(__name__)
 
@@ -118,9 +118,9 @@ def pack(configs: list[Config], out: Path, quality: int = 45, max_crops: int | N
         if cfg.model.imagenet_weights:
             pack_imagenet(resolve(cfg.model.imagenet_weights), out / cfg.model.imagenet_weights)
         if cfg.model.teacher in ANCHOR_TEACHERS:  # run from the shared folder (a facelite teacher is a path)
-            teacher = TEACHER_PATHS[cfg.model.teacher]
-            (out / teacher).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(resolve(teacher), out / teacher)
+            for teacher in teacher_files(cfg.model.teacher):
+                (out / teacher).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(resolve(teacher), out / teacher)
     return sets
 
 

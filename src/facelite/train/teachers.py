@@ -17,16 +17,24 @@ import numpy as np
 import onnxruntime as ort
 
 from ..anchors import anchors_for
-from ..codec import decode_boxes, decode_landmarks
-from ..nms import nms
+from ..codec import decode_boxes, decode_landmarks, encode_landmarks
+from ..nms import box_iou, nms
 from ..paths import shared_dir
 from ..spec import ModelSpec
 
 RETINAFACE_PATH = "peers/retinaface_mnet025/retinaface_mnet025.onnx"
 YUNET_PATH = "peers/yunet/yunet_n_dynamic.onnx"
 ALLOWED_TEACHERS = ("retinaface", "yunet")
-ANCHOR_TEACHERS = ("retinaface",)  # peers whose raw outputs line up with facelite's anchors
+ANCHOR_TEACHERS = ("retinaface", "yunet", "retinaface+yunet")
+"""Per-anchor distillation teachers (``model.teacher``): RetinaFace's own outputs (same anchors as
+facelite), YuNet's candidates projected onto the student's anchors, or the mean of the two."""
+FEATURE_TEACHERS = ("retinaface", "retinaface+yunet")  # those that also give SSH features to mimic
 TEACHER_PATHS = {"retinaface": RETINAFACE_PATH, "yunet": YUNET_PATH}  # relative to the shared folder
+
+
+def teacher_files(name: str) -> list[str]:
+    """The peer files (relative to the shared folder) an anchor teacher ``name`` needs."""
+    return [TEACHER_PATHS[part] for part in name.split("+")]
 
 
 def _require(path: Path) -> Path:
@@ -95,6 +103,12 @@ class YuNetTeacher:
 
     def __call__(self, image: np.ndarray, score_threshold: float = 0.5, nms_threshold: float = 0.4):
         h, w = image.shape[:2]
+        boxes, scores, lmks = self.candidates(image, score_threshold)
+        return _finish(boxes, scores, lmks, h, w, score_threshold, nms_threshold)
+
+    def candidates(self, image: np.ndarray, score_threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every prior scoring above ``score_threshold``, before NMS: boxes (K, 4) xyxy, scores (K,),
+        landmarks (K, 5, 2), float32, in pixels of ``image`` (BGR, H x W x 3; not clipped)."""
         x = _pad32(image)
         outs = dict(zip(self.names, self.session.run(None, {self.input: x.transpose(2, 0, 1)[None]})))
         all_b, all_s, all_l = [], [], []
@@ -113,7 +127,7 @@ class YuNetTeacher:
         boxes = np.concatenate(all_b).astype(np.float32)
         scores = np.concatenate(all_s).astype(np.float32)
         lmks = np.concatenate(all_l).astype(np.float32)
-        return _finish(boxes, scores, lmks, h, w, score_threshold, nms_threshold)
+        return boxes, scores, lmks
 
 
 class AnchorTeacher:
@@ -165,6 +179,76 @@ class AnchorTeacher:
         return result
 
 
+class ProjectedTeacher:
+    """YuNet-n (Apache-2.0, anchor-free) as a per-anchor distillation teacher.
+
+    Its candidates (every prior scoring over ``min_score``, before NMS) are matched to the
+    student's anchors as ground truth is (IoU >= ``positive_iou``): an anchor's face probability
+    is the highest score among the candidates it matches (0 when none), its landmark offsets are
+    those of that candidate, encoded like the student's (NaN when none: no landmark target).
+    Same interface as :class:`AnchorTeacher` (without features); the ONNX session is created on
+    first use, so the object can be sent to data-loader workers.
+    """
+
+    feature_channels = None
+
+    def __init__(self, spec: ModelSpec, path: str | Path | None = None, threads: int = 1,
+                 min_score: float = 0.02, positive_iou: float = 0.35) -> None:
+        self.spec = spec
+        self.path = _require(Path(path) if path else shared_dir() / YUNET_PATH)
+        self.threads = threads
+        self.min_score = min_score
+        self.positive_iou = positive_iou
+        self._yunet: YuNetTeacher | None = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_yunet": None}
+
+    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``image``: BGR uint8 (H, W, 3), H and W multiples of 32. Returns ``(log-probabilities
+        (N, 2) [background, face], landmark offsets (N, 10))`` float32 for the student's N anchors."""
+        from .match import cxcywh_to_xyxy
+
+        h, w = image.shape[:2]
+        if image.dtype != np.uint8 or image.ndim != 3 or h % 32 or w % 32:
+            raise ValueError(f"teacher input must be uint8 (H, W, 3) with H, W multiples of 32, got "
+                             f"{image.dtype} {image.shape}")
+        if self._yunet is None:
+            self._yunet = YuNetTeacher(self.path, self.threads)
+        boxes, scores, lmks = self._yunet.candidates(image, self.min_score)
+        anchors = anchors_for(self.spec, h, w)
+        prob = np.zeros(len(anchors), np.float32)
+        offsets = np.full((len(anchors), 2 * lmks.shape[1] if len(lmks) else 10), np.nan, np.float32)
+        if len(boxes):
+            iou = box_iou(cxcywh_to_xyxy(anchors), boxes)  # (N, K)
+            weighted = np.where(iou >= self.positive_iou, scores[None, :], 0.0)
+            best = weighted.argmax(axis=1)
+            prob = weighted[np.arange(len(anchors)), best].astype(np.float32)
+            hit = prob > 0
+            offsets[hit] = encode_landmarks(lmks[best[hit]], anchors[hit], self.spec.variances)
+        p = np.clip(prob, 1e-6, 1 - 1e-6)
+        return np.stack([np.log1p(-p), np.log(p)], axis=1).astype(np.float32), offsets
+
+
+class EnsembleTeacher:
+    """The mean of RetinaFace's and YuNet's per-anchor face probabilities; landmarks (and SSH
+    features, with ``features``) from RetinaFace."""
+
+    feature_channels = AnchorTeacher.feature_channels
+
+    def __init__(self, spec: ModelSpec, threads: int = 1, features: bool = False) -> None:
+        self.retinaface = AnchorTeacher(threads=threads, features=features)
+        self.yunet = ProjectedTeacher(spec, threads=threads)
+
+    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, ...]:
+        rf = self.retinaface(image)
+        yn_logp, _ = self.yunet(image)
+        p = (np.exp(rf[0][:, 1]) + np.exp(yn_logp[:, 1])) / 2
+        p = np.clip(p, 1e-6, 1 - 1e-6)
+        logp = np.stack([np.log1p(-p), np.log(p)], axis=1).astype(np.float32)
+        return (logp, *rf[1:])
+
+
 def _with_head_inputs(path: Path) -> bytes:
     """The RetinaFace ONNX file, serialised with extra outputs: the tensors its class heads read
     (the SSH outputs, strides 8, 16, 32 in the order of the heads ``ClassHead.0..2``)."""
@@ -190,12 +274,19 @@ def make_teacher(name: str, threads: int = 1):
     raise ValueError(f"teacher must be one of {ALLOWED_TEACHERS} (licence-cleared), got {name!r}")
 
 
-def make_anchor_teacher(name: str, spec: ModelSpec, threads: int = 1, features: bool = False) -> AnchorTeacher:
-    """A licence-cleared peer as a per-anchor distillation teacher for a student with ``spec``
-    (``features``: also its SSH outputs, see :class:`AnchorTeacher`)."""
+def make_anchor_teacher(name: str, spec: ModelSpec, threads: int = 1,
+                        features: bool = False) -> AnchorTeacher | ProjectedTeacher | EnsembleTeacher:
+    """A licence-cleared peer (or two) as a per-anchor distillation teacher for a student with
+    ``spec`` (``features``: also RetinaFace's SSH outputs, see :class:`AnchorTeacher`)."""
     if name not in ANCHOR_TEACHERS:
         raise ValueError(f"anchor teachers: {ANCHOR_TEACHERS}, got {name!r}")
+    if features and name not in FEATURE_TEACHERS:
+        raise ValueError(f"feature distillation needs a teacher in {FEATURE_TEACHERS}, got {name!r}")
+    if name == "yunet":
+        return ProjectedTeacher(spec, threads=threads)
     t = RetinaFaceTeacher.spec
     if (t.strides, t.min_sizes, t.variances) != (spec.strides, spec.min_sizes, spec.variances):
         raise ValueError(f"{name}'s anchors/coding differ from the student's geometry")
+    if name == "retinaface+yunet":
+        return EnsembleTeacher(spec, threads=threads, features=features)
     return AnchorTeacher(threads=threads, features=features)

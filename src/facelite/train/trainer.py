@@ -27,7 +27,7 @@ from .data import Sample, read_landmark_crops, read_retinaface_labels, read_wide
 from .dataset import FaceDataset, Normalizer
 from .loss import FeatureAdapter, LossWeights, distill_loss, feature_distill_loss, multibox_loss
 from .pseudolabel import attach_crop_boxes
-from .teachers import ANCHOR_TEACHERS, make_anchor_teacher
+from .teachers import ANCHOR_TEACHERS, FEATURE_TEACHERS, make_anchor_teacher
 
 log = logging.getLogger("facelite.train")
 
@@ -362,8 +362,8 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None,
     aug = augment_config(cfg, spec)
     anchor_teacher = None
     use_features = cfg.train.distill_features > 0
-    if use_features and cfg.model.teacher not in ANCHOR_TEACHERS:
-        raise ValueError(f"train.distill_features needs model.teacher in {ANCHOR_TEACHERS}, got {cfg.model.teacher!r}")
+    if use_features and cfg.model.teacher not in FEATURE_TEACHERS:
+        raise ValueError(f"train.distill_features needs model.teacher in {FEATURE_TEACHERS}, got {cfg.model.teacher!r}")
     if cfg.model.teacher in ANCHOR_TEACHERS:
         anchor_teacher = make_anchor_teacher(cfg.model.teacher, spec, features=use_features)
         log.info("distilling from %s (ONNX, in the data workers): cls weight %g, landmark weight %g%s",
