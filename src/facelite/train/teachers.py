@@ -61,6 +61,20 @@ def _pad32(image: np.ndarray) -> np.ndarray:
     return out
 
 
+def _check_crop(image: np.ndarray) -> tuple[int, int]:
+    """(H, W) of a training crop for a per-anchor teacher: uint8 (H, W, 3), H and W multiples of 32."""
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[0] % 32 or image.shape[1] % 32:
+        raise ValueError(f"teacher input must be uint8 (H, W, 3) with H, W multiples of 32, got "
+                         f"{image.dtype} {image.shape}")
+    return image.shape[0], image.shape[1]
+
+
+def _log_probs(face: np.ndarray) -> np.ndarray:
+    """Face probabilities (N,) -> float32 (N, 2) log-probabilities [background, face]."""
+    p = np.clip(face, 1e-6, 1 - 1e-6)
+    return np.stack([np.log1p(-p), np.log(p)], axis=1).astype(np.float32)
+
+
 def _finish(boxes, scores, lmks, h, w, score_threshold, nms_threshold):
     keep = nms(boxes, scores, nms_threshold)
     boxes, scores, lmks = boxes[keep], scores[keep], lmks[keep]
@@ -163,10 +177,7 @@ class AnchorTeacher:
         offsets encoded as the student's (x1 y1 ... x5 y5, variance 0.1). With ``features``, then
         the SSH outputs its heads read, float16 (64, H / s, W / s) for s = 8, 16, 32.
         """
-        h, w = image.shape[:2]
-        if image.dtype != np.uint8 or image.ndim != 3 or h % 32 or w % 32:
-            raise ValueError(f"teacher input must be uint8 (H, W, 3) with H, W multiples of 32, got "
-                             f"{image.dtype} {image.shape}")
+        _check_crop(image)
         if self._session is None:
             self._open()
         x = image.astype(np.float32) - np.asarray(RetinaFaceTeacher.spec.mean, np.float32)
@@ -209,10 +220,7 @@ class ProjectedTeacher:
         (N, 2) [background, face], landmark offsets (N, 10))`` float32 for the student's N anchors."""
         from .match import cxcywh_to_xyxy
 
-        h, w = image.shape[:2]
-        if image.dtype != np.uint8 or image.ndim != 3 or h % 32 or w % 32:
-            raise ValueError(f"teacher input must be uint8 (H, W, 3) with H, W multiples of 32, got "
-                             f"{image.dtype} {image.shape}")
+        h, w = _check_crop(image)
         if self._yunet is None:
             self._yunet = YuNetTeacher(self.path, self.threads)
         boxes, scores, lmks = self._yunet.candidates(image, self.min_score)
@@ -226,8 +234,7 @@ class ProjectedTeacher:
             prob = weighted[np.arange(len(anchors)), best].astype(np.float32)
             hit = prob > 0
             offsets[hit] = encode_landmarks(lmks[best[hit]], anchors[hit], self.spec.variances)
-        p = np.clip(prob, 1e-6, 1 - 1e-6)
-        return np.stack([np.log1p(-p), np.log(p)], axis=1).astype(np.float32), offsets
+        return _log_probs(prob), offsets
 
 
 class EnsembleTeacher:
@@ -243,10 +250,7 @@ class EnsembleTeacher:
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray, ...]:
         rf = self.retinaface(image)
         yn_logp, _ = self.yunet(image)
-        p = (np.exp(rf[0][:, 1]) + np.exp(yn_logp[:, 1])) / 2
-        p = np.clip(p, 1e-6, 1 - 1e-6)
-        logp = np.stack([np.log1p(-p), np.log(p)], axis=1).astype(np.float32)
-        return (logp, *rf[1:])
+        return (_log_probs((np.exp(rf[0][:, 1]) + np.exp(yn_logp[:, 1])) / 2), *rf[1:])
 
 
 def _with_head_inputs(path: Path) -> bytes:
