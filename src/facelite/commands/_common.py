@@ -46,6 +46,12 @@ def build_detector(args: argparse.Namespace, **extra):
     )
 
 
+def model_label(detector) -> str:
+    """``name/precision, input N`` (without ``/precision`` when the file records none), for summary lines."""
+    precision = f"/{detector.precision}" if detector.precision else ""
+    return f"{detector.name}{precision}, input {detector.input_size}"
+
+
 def open_jsonl(path: str | None):
     """The JSON Lines output of ``--jsonl``: None, stdout for ``-``, else the file opened for appending."""
     if not path:

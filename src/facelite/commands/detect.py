@@ -145,7 +145,7 @@ def process_images(args: argparse.Namespace, command: str) -> int:
     from ..imageio import load_image
     from ..prefetch import prefetch_map
     from ..progress import Progress
-    from ._common import build_detector, strip_path_prefix
+    from ._common import build_detector, model_label, strip_path_prefix
 
     anonymize_method = getattr(args, "anonymize", None)
     json_out = getattr(args, "json", None)
@@ -270,7 +270,7 @@ def process_images(args: argparse.Namespace, command: str) -> int:
         f"facelite {command}: {done} image{'s' if done != 1 else ''}{resumed}, "
         f"{n_faces} face{'s' if n_faces != 1 else ''}"
         f"{f', {failed} skipped' if failed else ''} in {wall:.1f} s{rate}{per} "
-        f"({model['name']}{'/' + model['precision'] if model['precision'] else ''}, input {detector.input_size})",
+        f"({model_label(detector)})",
         file=sys.stderr,
     )
     if not images:

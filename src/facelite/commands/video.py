@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     from ..progress import Progress
     from ..tracking import IoUTracker
     from ..video import DEFAULT_FPS, FpsMeter, VideoProcessor, VideoWriter
-    from ._common import build_detector
+    from ._common import build_detector, model_label
 
     if args.fps is not None and not args.fps > 0:
         raise ValueError(f"--fps must be > 0, got {args.fps}")
@@ -100,7 +100,6 @@ def run(args: argparse.Namespace) -> int:
     if args.show:
         _check_gui()
     detector = build_detector(args)
-    model = detector.model_record()
     tracker = None if args.no_track else IoUTracker(smooth=not args.no_smooth)
     bad_frames = 0
 
@@ -202,7 +201,7 @@ def run(args: argparse.Namespace) -> int:
         line += f"; {tracker.ids_issued} track{'s' if tracker.ids_issued != 1 else ''}"
     if bad_frames:
         line += f"; {bad_frames} unreadable frame{'s' if bad_frames != 1 else ''} skipped"
-    line += f" ({model['name']}{'/' + model['precision'] if model['precision'] else ''}, input {detector.input_size})"
+    line += f" ({model_label(detector)})"
     if writer is not None:
         line += f"; wrote {writer.frames_written} frames to {args.out}"
     print(line, file=sys.stderr, flush=True)
