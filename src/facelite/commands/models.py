@@ -52,19 +52,18 @@ def describe(model: str, precision: str) -> dict:
     """What a model file carries: its resolved path, SHA-256, precision and spec (as a dict)."""
     from dataclasses import asdict
 
-    from ..models import resolve_model
-    from ..runtime import load_backend
+    from ..detector import FaceDetector
 
-    resolved = resolve_model(model, precision)
-    backend = load_backend(resolved.path, threads=1)
+    detector = FaceDetector(model, precision=precision, threads=1)
+    info = detector.model_info
     return {
-        "name": resolved.name or backend.spec.name,
-        "path": str(resolved.path),
-        "bytes": resolved.path.stat().st_size,
-        "sha256": resolved.sha256,
-        "shipped": resolved.shipped,
-        "precision": resolved.precision or backend.metadata.get("facelite.precision"),
-        "spec": asdict(backend.spec),
+        "name": detector.name,
+        "path": str(info.path),
+        "bytes": info.path.stat().st_size,
+        "sha256": info.sha256,
+        "shipped": info.shipped,
+        "precision": detector.precision,
+        "spec": asdict(detector.spec),
     }
 
 
