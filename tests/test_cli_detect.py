@@ -120,3 +120,16 @@ def test_console_script(tmp_path, random_model_path):
     assert "facelite detect: 1 image" in proc.stderr
     help_proc = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=60)
     assert help_proc.returncode == 0 and "detect" in help_proc.stdout
+
+
+
+@pytest.mark.parametrize("command", [["models"], ["detect", "{image}", "--model", "{model}", "--json", "-"]])
+def test_a_reader_that_stops_early_is_not_a_crash(command, random_model_path, monkeypatch, capsys):
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone, as after `facelite ... | head -1`
+    out = os.fdopen(write, "w")  # block-buffered, like stdout into a pipe
+    monkeypatch.setattr(sys, "stdout", out)
+    argv = [a.format(image=data_path("astronaut.jpg"), model=random_model_path) for a in command]
+    assert main(argv) == 141  # 128 + SIGPIPE, as a shell reports it
+    out.close()  # stdout now leads to /dev/null: nothing left to fail at exit
+    assert "error" not in capsys.readouterr().err

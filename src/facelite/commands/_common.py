@@ -105,7 +105,9 @@ def os_errors_as_messages(run: Callable[[argparse.Namespace], int]) -> Callable[
         try:
             return run(args)
         except OSError as exc:
-            if exc.strerror is None:  # facelite's own errors (e.g. a missing model) carry their message
+            # facelite's own errors (e.g. a missing model) carry their message; a closed stdout
+            # is the dispatcher's to handle
+            if exc.strerror is None or isinstance(exc, BrokenPipeError):
                 raise
             where = f"{exc.filename}: " if exc.filename else ""
             raise RuntimeError(f"{where}{exc.strerror}") from None
