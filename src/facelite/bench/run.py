@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import sys
@@ -363,12 +364,7 @@ def _run(cfg: BenchConfig, log: _Log, t_start: float, journal: Journal) -> dict[
     from .graph import count_macs, count_params
     from .measure import Pipeline, time_pipeline, time_stages
 
-    digests: dict[Path, str] = {}
-
-    def sha(path: Path) -> str:
-        if path not in digests:
-            digests[path] = file_sha256(path)
-        return digests[path]
+    sha = functools.lru_cache(maxsize=None)(file_sha256)  # each model file is hashed once per run
 
     cache_root = cfg.cache_root or bench_cache_dir()
     models, missing = prepare_models(cfg, log)
@@ -398,7 +394,7 @@ def _run(cfg: BenchConfig, log: _Log, t_start: float, journal: Journal) -> dict[
             "params": params,
             "macs": {str(s): v for s, v in macs.items()},
             "variants": {
-                p: {"path": str(v.path), "sha256": file_sha256(v.path), "file_bytes": v.file_bytes, "origin": v.origin,
+                p: {"path": str(v.path), "sha256": sha(v.path), "file_bytes": v.file_bytes, "origin": v.origin,
                     "backend": v.backend, **({"files_by_size": {str(k): str(f) for k, f in v.sized.items()}} if v.sized else {})}
                 for p, v in m.variants.items()
             },
@@ -556,7 +552,7 @@ def _run(cfg: BenchConfig, log: _Log, t_start: float, journal: Journal) -> dict[
     pipes.clear()
 
     # ---- Table 4: accuracy
-    accuracy, acc_note = _accuracy(cfg, models, cache_root, log)
+    accuracy, acc_note = _accuracy(cfg, models, cache_root, log, sha)
 
     # ---- frontier
     frontier = pareto_front(latency, accuracy, cfg.threads[0])
@@ -595,7 +591,8 @@ def _run(cfg: BenchConfig, log: _Log, t_start: float, journal: Journal) -> dict[
     }
 
 
-def _accuracy(cfg: BenchConfig, models: list[BenchModel], cache_root: Path, log: _Log) -> tuple[list[dict[str, Any]], str]:
+def _accuracy(cfg: BenchConfig, models: list[BenchModel], cache_root: Path, log: _Log,
+              sha: Callable[[Path], str]) -> tuple[list[dict[str, Any]], str]:
     if not cfg.accuracy:
         return [], "not measured (--no-ap)"
     from ..evaluation import widerface as wf
@@ -625,13 +622,13 @@ def _accuracy(cfg: BenchConfig, models: list[BenchModel], cache_root: Path, log:
                 det = FaceDetector(model=v.path_for(s), input_size=s, score_threshold=wf.EVAL_SCORE_THRESHOLD,
                                    nms_threshold=wf.EVAL_NMS_THRESHOLD, keep_top_k=wf.EVAL_MAX_FACES,
                                    threads=cfg.ap_threads)
-                sha = file_sha256(v.path_for(s))
-                settings = {"model_sha256": sha, "input_size": s, "score_threshold": wf.EVAL_SCORE_THRESHOLD,
+                digest = sha(v.path_for(s))
+                settings = {"model_sha256": digest, "input_size": s, "score_threshold": wf.EVAL_SCORE_THRESHOLD,
                             "nms_threshold": wf.EVAL_NMS_THRESHOLD, "keep_top_k": wf.EVAL_MAX_FACES,
                             "facelite_version": __version__}
                 log(f"AP: {m.label} {p} @{s} on {len(names)} dev images")
                 run = wf.run_detector_on_split(
-                    det.detect_arrays, split, names, cache_dir=cache_root / sha[:16] / f"ap-{s}",
+                    det.detect_arrays, split, names, cache_dir=cache_root / digest[:16] / f"ap-{s}",
                     cache_settings=settings, show_progress=cfg.show_progress, desc=f"AP {m.label} {p} @{s}",
                 )
                 res = wf.evaluate_widerface(run.predictions, None, names)
