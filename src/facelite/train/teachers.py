@@ -21,6 +21,7 @@ from ..codec import decode_boxes, decode_landmarks, encode_landmarks
 from ..nms import box_iou, nms
 from ..paths import shared_dir
 from ..spec import ModelSpec
+from .match import cxcywh_to_xyxy
 
 RETINAFACE_PATH = "peers/retinaface_mnet025/retinaface_mnet025.onnx"
 YUNET_PATH = "peers/yunet/yunet_n_dynamic.onnx"
@@ -218,8 +219,6 @@ class ProjectedTeacher:
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``image``: BGR uint8 (H, W, 3), H and W multiples of 32. Returns ``(log-probabilities
         (N, 2) [background, face], landmark offsets (N, 10))`` float32 for the student's N anchors."""
-        from .match import cxcywh_to_xyxy
-
         h, w = _check_crop(image)
         if self._yunet is None:
             self._yunet = YuNetTeacher(self.path, self.threads)
