@@ -206,8 +206,19 @@ def test_a_pool_of_detectors_serves_requests_side_by_side(jpeg):
     assert Counting.calls == 8 and sum(d.uses for d in pool) == 8
     with pytest.raises(ValueError, match="same model and settings"):
         DetectionService([pool[0], FaceDetector(threads=1, input_size=320)])
+    with pytest.raises(ValueError, match="same model and settings"):
+        DetectionService([pool[0], FaceDetector(threads=1, tile_size=640)])
     with pytest.raises(ValueError, match="at least one"):
         DetectionService([])
+
+
+def test_a_tiled_service_says_so_in_health_and_records(jpeg):
+    plain = DetectionService(FaceDetector(threads=1))
+    tiled = DetectionService(FaceDetector(threads=1, tile_size=320, tile_overlap=0.5))
+    assert (plain.info()["tile_size"], tiled.info()["tile_size"], tiled.info()["tile_overlap"]) == (None, 320, 0.5)
+    assert "tile" not in plain.record(plain.detect(jpeg))
+    record = tiled.record(tiled.detect(jpeg))
+    assert record["tile"] == {"size": 320, "overlap": 0.5} and len(record["faces"]) == 1
 
 
 def test_keep_alive_connection_serves_several_requests(server, jpeg):

@@ -26,6 +26,7 @@ from .nms import top_k as top_k_indices
 from .preprocess import Letterbox, preprocess, preprocess_batch
 from .runtime import Backend, load_backend
 from .spec import ModelSpec
+from .tiling import MAX_TILE_OVERLAP, WHOLE_IMAGE_FACE, TilePass, merge_tile_passes, tile_grid
 
 __all__ = ["FaceDetector", "as_bgr_image"]
 
@@ -101,6 +102,14 @@ class FaceDetector:
             (``None``: no limit); see :func:`facelite.imageio.load_image`.
         min_face_size: drop faces whose box, as returned (original-image pixels, clipped to
             the image), is narrower or lower than this many pixels; ``0`` keeps all.
+        tile_size: tiled detection for small faces in large images (see :mod:`facelite.tiling`):
+            an image whose longer side exceeds this many pixels is also cut into overlapping
+            square tiles of this side, each run at ``input_size`` (``tile_size == input_size``
+            sees the image at full resolution), and the tiles' faces are merged with those of
+            the whole image. ``None`` (default): one pass over the whole image.
+        tile_overlap: neighbouring tiles share this fraction of the tile side, in
+            ``[0, 0.75]``; faces up to about that many pixels are always found whole in a
+            tile, larger ones by the whole-image pass.
 
     One detector may be shared by several threads: ONNX Runtime runs their calls in parallel
     (the TFLite backend one at a time). ``last_timings`` then holds the timings of whichever
@@ -131,6 +140,8 @@ class FaceDetector:
         keep_top_k: int = 750,
         max_image_pixels: int | None = DEFAULT_MAX_PIXELS,
         min_face_size: float = 0.0,
+        tile_size: int | None = None,
+        tile_overlap: float = 0.25,
     ) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
@@ -151,6 +162,12 @@ class FaceDetector:
                 or not 0 <= min_face_size < float("inf"):
             raise ValueError(f"min_face_size must be a number of pixels >= 0, got {min_face_size!r}")
         self.min_face_size = float(min_face_size)
+        if tile_size is not None:
+            _check_count("tile_size", tile_size, 32)
+        self.tile_size = tile_size
+        self.tile_overlap = _check_unit("tile_overlap", tile_overlap)
+        if self.tile_overlap > MAX_TILE_OVERLAP:
+            raise ValueError(f"tile_overlap must be in [0, {MAX_TILE_OVERLAP}], got {tile_overlap!r}")
         self.model_info: ResolvedModel = resolve_model(model, precision)
         self.backend: Backend = load_backend(self.model_info.path, threads=threads)
         self.spec: ModelSpec = self.backend.spec
@@ -173,11 +190,17 @@ class FaceDetector:
         record about the model: ``{"name", "precision", "sha256"}``, the SHA-256 cut to 12 hex digits."""
         return {"name": self.name, "precision": self.precision, "sha256": self.model_info.sha256[:12]}
 
+    def tile_record(self) -> dict[str, dict[str, float]]:
+        """What the JSON records add about tiled detection: ``{"tile": {"size", "overlap"}}`` when
+        it is on, else nothing (so the records of a plain run stay as they were)."""
+        return {"tile": {"size": self.tile_size, "overlap": self.tile_overlap}} if self.tile_size else {}
+
     def __repr__(self) -> str:
         return (
             f"FaceDetector(model={self.name!r}, precision={self.precision!r}, input_size={self.input_size}, "
             f"score_threshold={self.score_threshold}, nms_threshold={self.nms_threshold}, threads={self.threads}"
             + (f", min_face_size={self.min_face_size:g}" if self.min_face_size else "")
+            + (f", tile_size={self.tile_size}, tile_overlap={self.tile_overlap:g}" if self.tile_size else "")
             + ")"
         )
 
@@ -207,6 +230,17 @@ class FaceDetector:
             ``(x, y)``, all in original-image pixels, sorted by score (highest first).
         """
         img = as_bgr_image(image, self.max_image_pixels)
+        if self.tile_size is not None and max(img.shape[:2]) > self.tile_size:
+            return self._detect_tiled(img)
+        result, timings = self._detect_one(img)
+        self.last_timings = _timings(*timings)
+        return result
+
+    def _detect_one(
+        self, img: np.ndarray
+    ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], tuple[float, float, float]]:
+        """One network pass over a validated image: its result and (preprocess, network,
+        postprocess) seconds."""
         t0 = time.perf_counter()
         tensor, box = preprocess(img, self.spec, self.input_size)
         t1 = time.perf_counter()
@@ -214,7 +248,27 @@ class FaceDetector:
         t2 = time.perf_counter()
         result = self._postprocess(scores[0], deltas[0], lmk[0], box)
         t3 = time.perf_counter()
-        self.last_timings = _timings(t1 - t0, t2 - t1, t3 - t2)
+        return result, (t1 - t0, t2 - t1, t3 - t2)
+
+    def _detect_tiled(self, img: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The whole image and its tiles, merged (see :mod:`facelite.tiling`); ``last_timings``
+        holds the sums over all passes."""
+        h, w = img.shape[:2]
+        assert self.tile_size is not None
+        regions = [(0, 0, w, h)] + [tuple(int(v) for v in r) for r in tile_grid(h, w, self.tile_size, self.tile_overlap)]
+        passes: list[TilePass] = []
+        total = np.zeros(3)
+        for x0, y0, x1, y1 in regions:
+            (b, s, pts), timings = self._detect_one(img[y0:y1, x0:x1])
+            passes.append(TilePass((x0, y0, x1, y1), b, s, pts))
+            total += timings
+        t = time.perf_counter()
+        # two network pixels of a tile, in image pixels
+        margin = 2.0 * max(1.0, self.tile_size / self.input_size)
+        limit = WHOLE_IMAGE_FACE * max(h, w) / self.input_size
+        result = merge_tile_passes(passes, (h, w), self.nms_threshold, self.keep_top_k, margin, limit)
+        total[2] += time.perf_counter() - t
+        self.last_timings = _timings(*total)
         return result
 
     def detect_batch(
@@ -235,6 +289,15 @@ class FaceDetector:
     ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Like :meth:`detect_batch`, returning :meth:`detect_arrays`-style tuples."""
         batch_size = _check_count("batch_size", batch_size)
+        if self.tile_size is not None:  # each image has its own tiles: one at a time
+            tiled = []
+            sums = dict.fromkeys(("preprocess_ms", "network_ms", "postprocess_ms", "total_ms"), 0.0)
+            for image in images:
+                tiled.append(self.detect_arrays(image))
+                for k in sums:
+                    sums[k] += self.last_timings[k]
+            self.last_timings = sums
+            return tiled
         results: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         pre = net = post = 0.0
         pending: list[np.ndarray] = []

@@ -68,6 +68,12 @@ class Detection:
     timings_ms: dict[str, float]
 
 
+def _settings(d: FaceDetector) -> tuple:
+    """What the detectors of one service must share."""
+    return (d.model_info.sha256, d.input_size, d.score_threshold, d.nms_threshold, d.min_face_size,
+            d.tile_size, d.tile_overlap)
+
+
 class DetectionService:
     """What the HTTP handler calls: decoding, detection, output encoding.
 
@@ -88,9 +94,7 @@ class DetectionService:
             raise ValueError("DetectionService needs at least one detector")
         first = pool[0]
         for d in pool[1:]:
-            if (d.model_info.sha256, d.input_size, d.score_threshold, d.nms_threshold, d.min_face_size) != (
-                    first.model_info.sha256, first.input_size, first.score_threshold, first.nms_threshold,
-                    first.min_face_size):
+            if _settings(d) != _settings(first):
                 raise ValueError("the detectors of one service must have the same model and settings")
         self.detector = first
         self.workers = len(pool)
@@ -108,6 +112,8 @@ class DetectionService:
             "score_threshold": d.score_threshold,
             "nms_threshold": d.nms_threshold,
             "min_face_size": d.min_face_size,
+            "tile_size": d.tile_size,
+            "tile_overlap": d.tile_overlap,
             "workers": self.workers,
             "max_body_bytes": self.max_body_bytes,
         }
@@ -138,6 +144,7 @@ class DetectionService:
             "faces": [f.to_dict() for f in det.faces],
             "model": info["model"],
             "input_size": info["input_size"],
+            **self.detector.tile_record(),
             "timings_ms": det.timings_ms,
         }
 

@@ -28,6 +28,20 @@ def add_model_options(p: argparse.ArgumentParser, input_size: int = 640) -> None
         help="drop faces whose box is narrower or lower than PX pixels of the image (default: keep all)",
     )
     p.add_argument("--threads", type=int, default=None, help="CPU threads for the network (default: all cores)")
+    add_tile_options(p)
+
+
+def add_tile_options(p: argparse.ArgumentParser) -> None:
+    """``--tile PX --tile-overlap FRAC``: tiled detection of small faces in large images."""
+    p.add_argument(
+        "--tile", type=int, default=None, metavar="PX",
+        help="small faces in large images: also run the network on overlapping PX x PX tiles "
+        "(PX = --input-size: full resolution) and merge (default: one pass over the whole image)",
+    )
+    p.add_argument(
+        "--tile-overlap", type=float, default=0.25, metavar="FRAC",
+        help="fraction of a tile shared with its neighbours, 0-0.75 (default: %(default)s)",
+    )
 
 
 def build_detector(args: argparse.Namespace, **extra):
@@ -42,14 +56,18 @@ def build_detector(args: argparse.Namespace, **extra):
         nms_threshold=args.nms_threshold,
         threads=args.threads,
         min_face_size=getattr(args, "min_face_size", 0.0),  # `facelite eval` has no such option
+        tile_size=args.tile,
+        tile_overlap=args.tile_overlap,
         **extra,
     )
 
 
 def model_label(detector) -> str:
-    """``name/precision, input N`` (without ``/precision`` when the file records none), for summary lines."""
+    """``name/precision, input N[, tiles T]`` (without ``/precision`` when the file records
+    none), for summary lines."""
     precision = f"/{detector.precision}" if detector.precision else ""
-    return f"{detector.name}{precision}, input {detector.input_size}"
+    tiles = f", tiles {detector.tile_size}" if detector.tile_size else ""
+    return f"{detector.name}{precision}, input {detector.input_size}{tiles}"
 
 
 def open_jsonl(path: str | None):

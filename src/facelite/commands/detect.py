@@ -207,6 +207,7 @@ def process_images(args: argparse.Namespace, command: str) -> int:
                 "faces": [f.to_dict() for f in faces],
                 "model": model,
                 "input_size": detector.input_size,
+                **detector.tile_record(),
                 "timings_ms": timings,
             }
             done += 1

@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ._common import add_tile_options
+
 HELP = "accuracy: WIDER FACE AP (Easy/Medium/Hard) and landmark error"
 
 DESCRIPTION = """\
@@ -40,6 +42,7 @@ def _add_model_args(p: argparse.ArgumentParser, input_size: int, score: float) -
     p.add_argument("--score-threshold", type=float, default=score, help="detector score threshold (default: %(default)s)")
     p.add_argument("--nms-threshold", type=float, default=0.4, help="NMS IoU threshold (default: %(default)s)")
     p.add_argument("--threads", type=int, default=1, help="CPU threads for the network (default: %(default)s)")
+    add_tile_options(p)
     p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N images (smoke test)")
     p.add_argument("--json", metavar="FILE", help="write the results as JSON to FILE (- for stdout)")
     p.add_argument("--plot", metavar="PNG", help="write a plot (PR curves / CED curve) to PNG")
@@ -135,6 +138,7 @@ def run_widerface(args: argparse.Namespace) -> int:
             "nms_threshold": args.nms_threshold,
             "keep_top_k": args.keep_top_k,
             "facelite_version": __version__,
+            **({"tile": args.tile, "tile_overlap": args.tile_overlap} if args.tile else {}),
         }
         run = wf.run_detector_on_split(
             det.detect_arrays,
@@ -148,7 +152,7 @@ def run_widerface(args: argparse.Namespace) -> int:
         )
         predictions = run.predictions
         out.update(model=model, settings={**settings, "threads": args.threads}, timing=run.to_dict())
-        title = f"{model['name']} {precision} @{args.input_size}"
+        title = f"{model['name']} {precision} @{args.input_size}" + (f", tiles {args.tile}" if args.tile else "")
         if args.submission:
             wf.write_submission(predictions, args.submission)
     t = time.perf_counter()
