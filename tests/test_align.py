@@ -193,3 +193,52 @@ def test_align_command_real_face(tmp_path, peer_model_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == ["astronaut_0.png"]
     assert cv2.imread(str(out / "astronaut_0.png")).shape == (112, 112, 3)
     assert "1 face aligned" in capsys.readouterr().out
+
+
+def test_align_command_interrupted_and_resumed_equals_uninterrupted(tmp_path, random_model_path, capsys, monkeypatch):
+    image = facelite.load_image(data_path("astronaut.jpg"))
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    for i, v in enumerate([image, image[:, ::-1], image[::2, ::2], cv2.resize(image, (300, 200))]):
+        cv2.imwrite(str(folder / ("sub" if i % 2 else "") / f"img{i}.jpg"), v)
+
+    def align_into(name, *extra):
+        args = ["align", str(folder), "--out", str(tmp_path / name), "--jsonl", str(tmp_path / f"{name}.jsonl"),
+                "--model", str(random_model_path), "--threads", "1", "--input-size", "160", "--max-faces", "3",
+                "--size", "32", "--workers", "0", *extra]
+        return main(args), capsys.readouterr()
+
+    def normalised(name):
+        lines = (tmp_path / f"{name}.jsonl").read_text().splitlines()
+        return [line.replace(str(tmp_path / name), "<out>") for line in lines]
+
+    assert align_into("ref")[0] == 0
+    ref = (tmp_path / "ref.jsonl").read_text().splitlines()
+    assert len(ref) == 12  # 3 crops from each of the 4 images (a random model finds many "faces")
+
+    real_detect = facelite.FaceDetector.detect
+    calls = {"n": 0}
+
+    def interrupted(self, img):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real_detect(self, img)
+
+    monkeypatch.setattr(facelite.FaceDetector, "detect", interrupted)
+    assert align_into("run")[0] == 130
+    assert len((tmp_path / "run.jsonl").read_text().splitlines()) == 6
+    with open(tmp_path / "run.jsonl", "a") as f:  # killed while writing the next image's lines
+        f.write(ref[6] + "\n" + ref[7][:20])
+    calls["n"] = 0
+    monkeypatch.setattr(facelite.FaceDetector, "detect", lambda self, img: (calls.__setitem__("n", calls["n"] + 1),
+                                                                            real_detect(self, img))[1])
+    rc, cap = align_into("run", "--resume")
+    # the image of the unfinished write is done again, whole
+    assert rc == 0 and calls["n"] == 2
+    assert "removed an unfinished last line" in cap.err and "2 of 4 images already in" in cap.err
+    assert normalised("run") == normalised("ref")
+
+    assert sorted(p.relative_to(tmp_path / "run") for p in (tmp_path / "run").rglob("*.png")) == sorted(
+        p.relative_to(tmp_path / "ref") for p in (tmp_path / "ref").rglob("*.png"))
+    assert align_into("x", "--resume", "--jsonl", "-")[0] == 1

@@ -15,8 +15,10 @@ Detect the faces in image files (folders are searched recursively) and write
 each one, warped by the similarity transform that puts its 5 landmarks on the
 ArcFace template, as a SIZE x SIZE image into --out: <name>_<k>.png for the k-th
 face of <name> (0 = highest score), keeping sub-folders. --jsonl records each
-crop with its face and the 2x3 matrix from image to crop pixels. Unreadable
-files are reported and skipped (exit code 1).
+crop with its face and the 2x3 matrix from image to crop pixels, the lines of
+one image written together; --resume with --jsonl skips the images already
+recorded there (images without a face are detected again). Unreadable files are
+reported and skipped (exit code 1).
 """
 
 
@@ -33,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("png", "jpg"), default="png", help="crop file format (default: png)")
     p.add_argument("--jsonl", metavar="FILE", help="append one JSON line per crop to FILE (- for stdout)")
     add_model_options(p)
-    add_collection_options(p, resume=False)
+    add_collection_options(p)
     p.set_defaults(func=run)
 
 
@@ -49,19 +51,27 @@ def run(args: argparse.Namespace) -> int:
     from ..prefetch import prefetch_map
     from ..progress import Progress
     from ._common import build_detector, strip_path_prefix
-    from .detect import _out_path, iter_images
+    from .detect import _done_paths, _out_path, iter_images
 
     if not 8 <= args.size <= 4096:
         raise ValueError(f"--size must be from 8 to 4096, got {args.size}")
+    if args.resume and (not args.jsonl or args.jsonl == "-"):
+        raise ValueError("--resume needs --jsonl FILE: the finished images are read back from that file")
     detector = build_detector(args)
+    done_before = _done_paths(Path(args.jsonl), "align", whole_images=True) if args.resume else set()
     images = list(iter_images(args.paths))
     used: set[Path] = set()
+    # output names are reserved for every input, in order, so a resumed run names alike
     todo = [(path, _out_path(args.out, rel.with_suffix("." + args.format), used)) for path, rel in images]
+    todo = [(path, base) for path, base in todo if str(path) not in done_before]
+    if done_before:
+        print(f"facelite align: {len(images) - len(todo)} of {len(images)} images already in {args.jsonl}",
+              file=sys.stderr)
     jsonl = open_jsonl(args.jsonl)
     verbose = (args.verbose or len(images) == 1) and jsonl is not sys.stdout
     done = failed = crops = 0
     t0 = time.perf_counter()
-    bar = Progress(total=len(images), desc="align", unit="img", enabled=not args.quiet and len(images) > 1)
+    bar = Progress(total=len(todo), desc="align", unit="img", enabled=not args.quiet and len(images) > 1)
 
     def load(item: tuple[Path, Path]):
         return load_image(item[0], max_pixels=detector.max_image_pixels)
@@ -79,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
             faces = detector.detect(image)
             if args.max_faces:
                 faces = faces[: args.max_faces]
+            lines = []
             for k, face in enumerate(faces):
                 crop, matrix = align(image, face, args.size, return_matrix=True)
                 target = base.with_name(f"{base.stem}_{k}{base.suffix}")
@@ -86,12 +97,15 @@ def run(args: argparse.Namespace) -> int:
                 if not cv2.imwrite(str(target), crop):
                     raise RuntimeError(f"could not write {target}")
                 crops += 1
-                if jsonl is not None:
-                    record = {"path": str(path), "face": k, "crop": str(target), "size": args.size}
-                    record.update(face.to_dict())
-                    record["matrix"] = [[round(float(v), 6) for v in row] for row in matrix]
-                    jsonl.write(json.dumps(record) + "\n")
-                    jsonl.flush()
+                record = {"path": str(path), "face": k, "crop": str(target), "size": args.size}
+                record.update(face.to_dict())
+                record["matrix"] = [[round(float(v), 6) for v in row] for row in matrix]
+                lines.append(json.dumps(record) + "\n")
+            if jsonl is not None and lines:
+                # all of an image's lines at once, after its crops: a resumed run that finds the
+                # image recorded finds all of it (a line cut by a kill is removed on --resume)
+                jsonl.write("".join(lines))
+                jsonl.flush()
             if verbose:
                 print(f"{path}: {len(faces)} face{'s' if len(faces) != 1 else ''} aligned", flush=True)
     finally:

@@ -100,26 +100,48 @@ def _out_path(out_dir: Path, rel: Path, used: set[Path]) -> Path:
     return target
 
 
-def _done_paths(jsonl: Path, command: str) -> set[str]:
+def _line_start(f, pos: int) -> int:
+    """Offset of the start of the line that ends just before ``pos`` (the byte after its newline,
+    or the end of an unfinished line), searching back a block at a time."""
+    end = pos - 1 if pos > 0 else 0  # skip the line's own newline
+    while end > 0:
+        start = max(0, end - 65536)
+        f.seek(start)
+        i = f.read(end - start).rfind(b"\n")
+        if i >= 0:
+            return start + i + 1
+        end = start
+    return 0
+
+
+def _done_paths(jsonl: Path, command: str, whole_images: bool = False) -> set[str]:
     """Paths recorded in an existing JSON Lines file; an unfinished last line (a run killed while
-    writing it) is cut off so that new records start on a line of their own."""
+    writing it) is cut off so that new records start on a line of their own.
+
+    ``whole_images``: the file has several lines per image, each image's written at once; with
+    an unfinished last line, the complete lines of the last image before it are cut off too
+    (they may belong to the same unfinished write), so that image is done again, whole.
+    """
+    import json
+
     from ..coco import read_jsonl
 
     if not jsonl.is_file():
         return set()
     with open(jsonl, "r+b") as f:
-        pos = end = f.seek(0, os.SEEK_END)
+        end = f.seek(0, os.SEEK_END)
         f.seek(max(end - 1, 0))
         if end and f.read(1) != b"\n":
-            while pos > 0:  # back to the last newline, a block at a time
-                start = max(0, pos - 65536)
-                f.seek(start)
-                block = f.read(pos - start)
-                i = block.rfind(b"\n")
-                if i >= 0:
-                    pos = start + i + 1
-                    break
-                pos = start
+            pos = _line_start(f, end + 1)
+            if whole_images and pos > 0:
+                f.seek(_line_start(f, pos))
+                last = json.loads(f.read(pos - f.tell()))["path"]
+                while pos > 0:
+                    start = _line_start(f, pos)
+                    f.seek(start)
+                    if json.loads(f.read(pos - start))["path"] != last:
+                        break
+                    pos = start
             f.truncate(pos)
             print(f"facelite {command}: removed an unfinished last line from {jsonl}", file=sys.stderr)
     done = set()
