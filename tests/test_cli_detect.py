@@ -133,3 +133,21 @@ def test_a_reader_that_stops_early_is_not_a_crash(command, random_model_path, mo
     assert main(argv) == 141  # 128 + SIGPIPE, as a shell reports it
     out.close()  # stdout now leads to /dev/null: nothing left to fail at exit
     assert "error" not in capsys.readouterr().err
+
+
+def test_an_image_from_standard_input(tmp_path):
+    """``-`` reads one image from standard input: the same faces as from the file; bad data is
+    reported and skipped like a bad file."""
+    exe = [sys.executable, "-m", "facelite.cli"]
+    jpeg = data_path("astronaut.jpg").read_bytes()
+    from_file = json.loads(subprocess.run([*exe, "detect", str(data_path("astronaut.jpg")), "--json", "-", "--threads", "1"],
+                                          capture_output=True, check=True).stdout)[0]
+    done = subprocess.run([*exe, "detect", "-", "--json", "-", "--out", str(tmp_path), "--threads", "1"],
+                          input=jpeg, capture_output=True, check=True)
+    record = json.loads(done.stdout)[0]
+    assert record["path"] == "-" and record["faces"] == from_file["faces"] and len(record["faces"]) == 1
+    assert (tmp_path / "stdin.png").is_file()
+    cut = subprocess.run([*exe, "detect", "-", "--threads", "1"], input=jpeg[:3000], capture_output=True, text=False)
+    assert cut.returncode == 1 and b"truncated JPEG" in cut.stderr and b"Traceback" not in cut.stderr
+    twice = subprocess.run([*exe, "detect", "-", "-"], input=b"", capture_output=True)
+    assert twice.returncode == 1 and b"standard input (-) can be given only once" in twice.stderr

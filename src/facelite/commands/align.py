@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "align", help=HELP, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("paths", nargs="+", metavar="INPUT", help="image files and/or folders")
+    p.add_argument("paths", nargs="+", metavar="INPUT", help="image files and/or folders; - reads one image from standard input")
     p.add_argument("--out", type=Path, metavar="DIR", required=True, help="write the crops into DIR")
     p.add_argument("--size", type=int, default=112, help="crop side in pixels; the template scales (default: 112)")
     p.add_argument("--max-faces", type=positive_int, metavar="N", help="at most N faces per image (highest scores)")
@@ -47,11 +47,10 @@ def run(args: argparse.Namespace) -> int:
     import cv2
 
     from ..alignment import align
-    from ..imageio import load_image
     from ..prefetch import prefetch_map
     from ..progress import Progress
     from ._common import build_detector, strip_path_prefix
-    from .detect import _done_paths, _out_path, iter_images
+    from .detect import _done_paths, _out_path, iter_images, load_input
 
     if not 8 <= args.size <= 4096:
         raise ValueError(f"--size must be from 8 to 4096, got {args.size}")
@@ -74,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     bar = Progress(total=len(todo), desc="align", unit="img", enabled=not args.quiet and len(images) > 1)
 
     def load(item: tuple[Path, Path]):
-        return load_image(item[0], max_pixels=detector.max_image_pixels)
+        return load_input(item[0], detector.max_image_pixels)
 
     try:
         for (path, base), image in prefetch_map(load, todo, workers=args.workers):

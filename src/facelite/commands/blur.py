@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "blur", help=HELP, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders; - reads one image from standard input")
     p.add_argument("--out", type=Path, metavar="DIR", required=True, help="write the anonymised images into DIR")
     p.add_argument(
         "--method", dest="anonymize", choices=("blur", "pixelate", "fill"), default="blur", help="default: %(default)s"

@@ -54,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders; - reads one image from standard input")
     add_model_options(p)
     p.add_argument("--out", type=Path, metavar="DIR", help="write annotated images into DIR")
     p.add_argument("--json", metavar="FILE", help="write all records as one JSON list to FILE (- for stdout)")
@@ -69,12 +69,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+STDIN = "-"
+"""The input name that reads one image from standard input (``./-`` names a file called ``-``)."""
+
+
 def iter_images(paths: list[str]) -> Iterator[tuple[Path, Path]]:
     """``(file, name relative to its input)`` for every input: files as given, folders walked
-    recursively (sorted) for files with an image extension."""
+    recursively (sorted) for files with an image extension, and ``-`` (standard input, at most
+    once) as ``(Path("-"), Path("stdin.png"))``."""
     from ..imageio import IMAGE_EXTENSIONS
 
+    if paths.count(STDIN) > 1:
+        raise ValueError("standard input (-) can be given only once")
     for raw in paths:
+        if raw == STDIN:
+            yield Path(STDIN), Path("stdin.png")
+            continue
         p = Path(raw)
         if p.is_dir():
             for root, dirs, files in os.walk(p):
@@ -85,6 +95,19 @@ def iter_images(paths: list[str]) -> Iterator[tuple[Path, Path]]:
                         yield f, f.relative_to(p)
         else:
             yield p, Path(p.name)
+
+
+def load_input(path: Path, max_pixels: int | None):
+    """An input of :func:`iter_images` as an ``H x W x 3`` uint8 BGR array (standard input for
+    ``-``); raises :class:`facelite.imageio.ImageLoadError` as :func:`facelite.load_image` does."""
+    from ..imageio import ImageLoadError, decode_image, load_image
+
+    if str(path) == STDIN:
+        if sys.stdin is None or sys.stdin.isatty():
+            raise ImageLoadError("- reads an image from standard input, which is a terminal here: "
+                                 "pipe one in (cat photo.jpg | facelite detect -)")
+        return decode_image(sys.stdin.buffer.read(), max_pixels=max_pixels, name="standard input")
+    return load_image(path, max_pixels=max_pixels)
 
 
 def _out_path(out_dir: Path, rel: Path, used: set[Path]) -> Path:
@@ -164,7 +187,6 @@ def process_images(args: argparse.Namespace, command: str) -> int:
     import cv2
 
     from ..coco import CocoBuilder, read_jsonl
-    from ..imageio import load_image
     from ..prefetch import prefetch_map
     from ..progress import Progress
     from ._common import build_detector, model_label, strip_path_prefix
@@ -207,7 +229,7 @@ def process_images(args: argparse.Namespace, command: str) -> int:
               file=sys.stderr)
 
     def load(item: tuple[Path, Path | None]):
-        return load_image(item[0], max_pixels=detector.max_image_pixels)
+        return load_input(item[0], detector.max_image_pixels)
 
     try:
         for (path, target), image in prefetch_map(load, todo, workers=args.workers):
