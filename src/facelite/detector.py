@@ -120,7 +120,8 @@ class FaceDetector:
         model_info: the resolved model file (path, name, precision, SHA-256).
         last_timings: milliseconds spent in ``preprocess_ms``, ``network_ms`` and
             ``postprocess_ms`` (plus ``total_ms``) by the last ``detect*`` call; for
-            :meth:`detect_batch` the sums over all images.
+            :meth:`detect_batch` the sums over all images, for a tiled detection the sums
+            over its passes.
 
     Raises:
         ValueError: invalid arguments (an unknown model name lists the available ones).
@@ -268,7 +269,7 @@ class FaceDetector:
         limit = WHOLE_IMAGE_FACE * max(h, w) / self.input_size
         result = merge_tile_passes(passes, (h, w), self.nms_threshold, self.keep_top_k, margin, limit)
         total[2] += time.perf_counter() - t
-        self.last_timings = _timings(*total)
+        self.last_timings = _timings(*(float(v) for v in total))
         return result
 
     def detect_batch(
