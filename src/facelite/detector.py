@@ -232,7 +232,7 @@ class FaceDetector:
         """
         img = as_bgr_image(image, self.max_image_pixels)
         if self.tile_size is not None and max(img.shape[:2]) > self.tile_size:
-            return self._detect_tiled(img)
+            return self._detect_tiled(img, self.tile_size)
         result, timings = self._detect_one(img)
         self.last_timings = _timings(*timings)
         return result
@@ -251,12 +251,11 @@ class FaceDetector:
         t3 = time.perf_counter()
         return result, (t1 - t0, t2 - t1, t3 - t2)
 
-    def _detect_tiled(self, img: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The whole image and its tiles, merged (see :mod:`facelite.tiling`); ``last_timings``
-        holds the sums over all passes."""
+    def _detect_tiled(self, img: np.ndarray, tile: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The whole image and its ``tile``-pixel tiles, merged (see :mod:`facelite.tiling`);
+        ``last_timings`` holds the sums over all passes."""
         h, w = img.shape[:2]
-        assert self.tile_size is not None
-        regions = [(0, 0, w, h)] + [tuple(int(v) for v in r) for r in tile_grid(h, w, self.tile_size, self.tile_overlap)]
+        regions = [(0, 0, w, h)] + [tuple(int(v) for v in r) for r in tile_grid(h, w, tile, self.tile_overlap)]
         passes: list[TilePass] = []
         total = np.zeros(3)
         for x0, y0, x1, y1 in regions:
@@ -265,7 +264,7 @@ class FaceDetector:
             total += timings
         t = time.perf_counter()
         # two network pixels of a tile, in image pixels
-        margin = 2.0 * max(1.0, self.tile_size / self.input_size)
+        margin = 2.0 * max(1.0, tile / self.input_size)
         limit = WHOLE_IMAGE_FACE * max(h, w) / self.input_size
         result = merge_tile_passes(passes, (h, w), self.nms_threshold, self.keep_top_k, margin, limit)
         total[2] += time.perf_counter() - t
