@@ -124,9 +124,9 @@ def _out_path(out_dir: Path, rel: Path, used: set[Path]) -> Path:
 
 
 def _line_start(f, pos: int) -> int:
-    """Offset of the start of the line that ends just before ``pos`` (the byte after its newline,
-    or the end of an unfinished line), searching back a block at a time."""
-    end = pos - 1 if pos > 0 else 0  # skip the line's own newline
+    """Offset of the start of the line whose last byte (its newline, or the last byte of an
+    unfinished line) is at ``pos - 1``, searching back a block at a time."""
+    end = pos - 1 if pos > 0 else 0  # that last byte is not the newline before the line
     while end > 0:
         start = max(0, end - 65536)
         f.seek(start)
@@ -155,16 +155,15 @@ def _done_paths(jsonl: Path, command: str, whole_images: bool = False) -> set[st
         end = f.seek(0, os.SEEK_END)
         f.seek(max(end - 1, 0))
         if end and f.read(1) != b"\n":
-            pos = _line_start(f, end + 1)
-            if whole_images and pos > 0:
-                f.seek(_line_start(f, pos))
-                last = json.loads(f.read(pos - f.tell()))["path"]
-                while pos > 0:
-                    start = _line_start(f, pos)
-                    f.seek(start)
-                    if json.loads(f.read(pos - start))["path"] != last:
-                        break
-                    pos = start
+            pos = _line_start(f, end)
+            last = None  # the image of the last complete line
+            while whole_images and pos > 0:
+                start = _line_start(f, pos)
+                f.seek(start)
+                path = json.loads(f.read(pos - start))["path"]
+                if last is not None and path != last:
+                    break
+                last, pos = path, start
             f.truncate(pos)
             print(f"facelite {command}: removed an unfinished last line from {jsonl}", file=sys.stderr)
     done = set()
