@@ -291,7 +291,7 @@ class FaceDetector:
         batch_size = _check_count("batch_size", batch_size)
         if self.tile_size is not None:  # each image has its own tiles: one at a time
             tiled = []
-            sums = dict.fromkeys(("preprocess_ms", "network_ms", "postprocess_ms", "total_ms"), 0.0)
+            sums = _timings(0.0, 0.0, 0.0)
             for image in images:
                 tiled.append(self.detect_arrays(image))
                 for k in sums:
