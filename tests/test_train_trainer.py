@@ -58,17 +58,69 @@ def test_train_checkpoint_and_resume(tiny_config, tmp_path):
     assert "resumed from" in (run / "train.log").read_text()
 
 
-def test_export_command_writes_a_loadable_model(tiny_config, tmp_path):
+def test_export_command_writes_a_loadable_model(tiny_config, tmp_path, monkeypatch):
     from facelite import FaceDetector
     from facelite.cli import main
 
     run = train(tiny_config, stop_after=1)
+    monkeypatch.chdir(tmp_path)  # --calib-dir relative to the current folder: your own images
+    assert main(["export", "--checkpoint", str(run / "last.pt"), "--out-dir", str(tmp_path / "out"), "--int8",
+                 "--calib-dir", "images", "--calib-size", "64"]) == 0
+    for precision in ("float32", "int8"):
+        det = FaceDetector(model=str(tmp_path / "out" / f"mobilenetv2-0.35-{precision}.onnx"), score_threshold=0.0,
+                           input_size=64)
+        assert det.spec.fpn_channels == 16
+        faces = det.detect(np.zeros((64, 64, 3), np.uint8))
+        assert all(0 <= f.score <= 1 for f in faces)
+
+
+def test_validation_on_your_own_labels(tiny_config, tmp_path):
+    """With data.eval_labels the run is scored by `facelite eval labels`: AP columns in metrics.csv."""
+    tiny_config.data.eval_labels = tiny_config.data.train_labels
+    tiny_config.train.eval_every = 1
+    tiny_config.train.eval_input_sizes = [64]
+    run = train(tiny_config, stop_after=1)
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert list(rows[0]) == ["epoch", "input_size", "ap", "ap_small", "ap_medium", "ap_large", "best_f1", "seconds"]
+    assert len(rows) == 1 and rows[0]["input_size"] == "64"
+    assert 0.0 <= float(rows[0]["ap"]) <= 1.0 and rows[0]["ap_small"] == "nan"  # every face is 32-40 px
+    assert "validation at 64: ap " in (run / "train.log").read_text()
+
+
+def test_fine_tune_the_shipped_model(tiny_config, tmp_path):
+    """init_weights = a shipped model name: its ONNX weights are imported and fine-tuning starts from
+    them (after a few tiny steps it still finds the astronaut's face where the shipped model does);
+    the other shipped model as the teacher."""
+    from facelite import FaceDetector, load_image
+    from facelite.cli import main
+    from facelite.nms import box_iou
+    from facelite.paths import data_path
+
+    tiny_config.model = ModelConfig(alpha=0.35, fpn_channels=64, init_weights="mobilenetv2-0.35",
+                                    teacher="mobilenetv2-1.0")
+    tiny_config.train.lr = 1e-5
+    run = train(tiny_config, stop_after=1)
+    log = (run / "train.log").read_text()
+    assert "initialised from mobilenetv2-0.35" in log and "batch norms: statistics of 4 training samples" in log
+    assert "distilling from mobilenetv2-1.0 (mobilenetv2-1.0)" in log
+    assert float(next(csv.DictReader((run / "losses.csv").open()))["kd_cls"]) > 0
     assert main(["export", "--checkpoint", str(run / "last.pt"), "--out-dir", str(tmp_path / "out")]) == 0
-    det = FaceDetector(model=str(tmp_path / "out" / "mobilenetv2-0.35-float32.onnx"), score_threshold=0.0,
-                       input_size=64)
-    assert det.spec.fpn_channels == 16
-    faces = det.detect(np.zeros((64, 64, 3), np.uint8))
-    assert all(0 <= f.score <= 1 for f in faces)
+    image = load_image(data_path("astronaut.jpg"))
+    (shipped,) = FaceDetector().detect(image)[:1]
+    tuned = FaceDetector(model=str(tmp_path / "out" / "mobilenetv2-0.35-float32.onnx")).detect(image)
+    assert tuned and float(box_iou(np.array([tuned[0].box]), np.array([shipped.box]))[0, 0]) > 0.9
+
+
+def test_bf16_falls_back_to_float32_on_a_cpu_without_it(tiny_config, monkeypatch):
+    import json
+
+    import facelite.train.trainer as trainer
+
+    monkeypatch.setattr(trainer, "cpu_has_bf16", lambda: False)
+    tiny_config.train.bf16 = True
+    run = train(tiny_config, stop_after=1)
+    assert "no bf16 instructions" in (run / "train.log").read_text()
+    assert json.loads((run / "config.json").read_text())["train"]["bf16"] is False
 
 
 def test_lr_schedule_warmup_then_cosine():

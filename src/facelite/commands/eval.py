@@ -5,6 +5,9 @@ shared data folder) with the evaluation settings (score threshold 0.02, NMS 0.4,
 faces per image) and scores it with the official algorithm; ``--predictions DIR`` scores an
 existing submission folder (``<event>/<name>.txt``) instead, e.g. another detector's.
 ``facelite eval landmarks`` measures landmark NME on the held-out face crops.
+``facelite eval labels`` scores a model on any labelled images (a RetinaFace ``label.txt`` or a
+WIDER ``*_bbx_gt.txt``): AP, AP by face size, precision / recall at score thresholds, landmark
+error; ``--predictions FILE`` scores the output of ``facelite detect --jsonl`` instead.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ._common import add_tile_options
+from ._common import add_tile_options, os_errors_as_messages
 
 HELP = "accuracy: WIDER FACE AP (Easy/Medium/Hard) and landmark error"
 
@@ -25,9 +28,11 @@ Measure a model's accuracy.
 
   facelite eval widerface   AP on WIDER FACE (official protocol, restricted to a split)
   facelite eval landmarks   landmark NME / failure rate on the held-out 5-point crops
+  facelite eval labels      AP, precision / recall and landmark error on your own labelled images
 
-Needs scipy (ground truth) and, for --plot, matplotlib: pip install 'facelite[eval]'.
-Data come from the shared folder ($FACELITE_SHARED, default ../shared) unless given.
+widerface needs scipy (its .mat ground truth) and --plot needs matplotlib: pip install 'facelite[eval]'.
+WIDER FACE and the landmark crops come from the shared folder ($FACELITE_SHARED, default ../shared)
+unless given; labels needs only the run-time install.
 """
 
 
@@ -84,6 +89,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     lm.add_argument("--all-crops", action="store_true", help="evaluate every crop, not only the held-out 10 %%")
     lm.add_argument("--include-known-bad", action="store_true", help="keep the crops with known wrong labels")
     lm.set_defaults(func=run_landmarks)
+
+    lb = sub.add_parser(
+        "labels",
+        help="AP, precision / recall and landmark error on your own labelled images",
+        description="Run a model on labelled images and score it: AP at IoU 0.5 (greedy matching, "
+        "all-point interpolation), AP by face size (small < 32 px, medium 32-96, large >= 96, as sqrt(w*h)), "
+        "precision / recall / F1 at score thresholds and the threshold with the best F1, and the landmark "
+        "error of the faces found. Labels: a RetinaFace label.txt (as `facelite train` reads) or a WIDER FACE "
+        "*_bbx_gt.txt (faces marked invalid are ignored).",
+    )
+    lb.add_argument("labels", type=Path, help="label file: RetinaFace label.txt or WIDER *_bbx_gt.txt")
+    lb.add_argument("--images", type=Path, default=None, metavar="DIR",
+                    help="folder the label file's image paths are relative to (default: LABELS' folder/images)")
+    lb.add_argument("--format", dest="label_format", choices=("auto", "retinaface", "wider"), default="auto",
+                    help="label file format (default: %(default)s: RetinaFace when it starts with '#')")
+    _add_model_args(lb, input_size=640, score=0.02)
+    lb.add_argument("--keep-top-k", type=int, default=750, help="at most this many faces per image (default: %(default)s)")
+    lb.add_argument("--iou", type=float, default=0.5, help="IoU for a detection to find a face (default: %(default)s)")
+    lb.add_argument("--min-size", type=float, default=0.0, metavar="PX",
+                    help="ignore labelled faces (and unmatched detections) under PX pixels, as sqrt(w*h) (default: 0)")
+    lb.add_argument("--cache", type=Path, metavar="FILE",
+                    help="write the detections to FILE (JSON Lines) as they are made; a rerun resumes from it")
+    lb.add_argument("--predictions", type=Path, metavar="FILE",
+                    help="score this `facelite detect --jsonl` (or --json) output instead of running a model")
+    lb.set_defaults(func=run_labels)
 
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
@@ -205,3 +235,56 @@ def run_landmarks(args: argparse.Namespace) -> int:
 
         plot_ced({title: result}, args.plot)
     return 0
+
+
+@os_errors_as_messages
+def run_labels(args: argparse.Namespace) -> int:
+    from .. import __version__
+    from ..evaluation import labels as lb
+
+    if not 0.0 < args.iou <= 1.0:
+        raise ValueError(f"--iou must be in (0, 1], got {args.iou}")
+    if args.min_size < 0:
+        raise ValueError(f"--min-size must be >= 0, got {args.min_size}")
+    samples = lb.read_labels(args.labels, args.images, args.label_format)
+    if args.limit is not None:
+        samples = samples[: args.limit]
+    if not samples:
+        raise ValueError(f"{args.labels}: no labelled images")
+    out: dict[str, Any] = {"task": "labels", "labels": str(args.labels), "facelite_version": __version__}
+    skipped: list[str] = []
+    if args.predictions:
+        found = lb.align_keys(samples, lb.read_predictions(args.predictions))
+        missing = [s for s in samples if str(s.path) not in found]
+        if missing:
+            raise ValueError(f"{args.predictions} has no record for {len(missing)} of the {len(samples)} labelled "
+                             f"images (e.g. {missing[0].path}); run `facelite detect` on all of them")
+        detections, title = found, str(args.predictions)
+        out["predictions"] = str(args.predictions)
+    else:
+        det = _detector(args, args.keep_top_k)
+        model = _model_info(det)
+        precision = model["precision"] or args.precision
+        settings = {
+            "model_sha256": model["sha256"], "precision": precision, "input_size": args.input_size,
+            "score_threshold": args.score_threshold, "nms_threshold": args.nms_threshold,
+            "keep_top_k": args.keep_top_k, "facelite_version": __version__,
+            **({"tile": args.tile, "tile_overlap": args.tile_overlap} if args.tile else {}),
+        }
+        t = time.perf_counter()
+        detections, skipped, seconds = lb.run_detector_on_labels(
+            det.detect_arrays, samples, cache=args.cache, cache_settings=settings, show_progress=not args.quiet)
+        out.update(model=model, settings={**settings, "threads": args.threads},
+                   timing={"detect_seconds": round(seconds, 3), "wall_seconds": round(time.perf_counter() - t, 3)})
+        title = f"{model['name']} {precision} @{args.input_size}" + (f", tiles {args.tile}" if args.tile else "")
+        samples = [s for s in samples if str(s.path) not in set(skipped)]
+    result = lb.evaluate_labels(samples, detections, iou_threshold=args.iou, min_size=args.min_size, skipped=skipped)
+    out.update(result.to_dict())
+    print(result.table(f"{title} on {args.labels}"))
+    if args.json:
+        _write_json(args.json, out)
+    if args.plot:
+        from ..evaluation.plots import plot_labels_pr
+
+        plot_labels_pr({title: result}, args.plot, title=f"{Path(args.labels).name}")
+    return 1 if skipped else 0

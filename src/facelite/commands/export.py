@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dynamic-int8", action="store_true", help="also write ONNX Runtime dynamic int8 (comparison)")
     p.add_argument("--calib-images", type=int, default=200, help="number of training images for calibration")
     p.add_argument("--calib-dir", default="data/widerface/train/images",
-                   help="calibration image folder (relative to the shared folder)")
+                   help="calibration image folder; a relative path is taken from the current folder if it is "
+                   "there, else from the shared folder (default: %(default)s, the WIDER training images)")
     p.add_argument("--calib-size", type=int, default=640, help="input size used for calibration")
     p.add_argument("--calib-method", default="minmax", choices=["minmax", "entropy", "percentile"])
     p.add_argument("--update-checksums", action="store_true",
@@ -51,9 +52,11 @@ def run(args: argparse.Namespace) -> int:
         from ..export.quantize import quantize_static_int8
 
         exts = {".jpg", ".jpeg", ".png", ".webp"}
-        pool = sorted(p for p in resolve(args.calib_dir).rglob("*") if p.suffix.lower() in exts)
+        calib_dir = Path(args.calib_dir).expanduser()
+        calib_dir = calib_dir if calib_dir.is_dir() else resolve(args.calib_dir)
+        pool = sorted(p for p in calib_dir.rglob("*") if p.suffix.lower() in exts)
         if not pool:
-            raise FileNotFoundError(f"no calibration images under {resolve(args.calib_dir)}")
+            raise FileNotFoundError(f"no calibration images under {calib_dir}")
         calib = random.Random(0).sample(pool, min(args.calib_images, len(pool)))
         q = quantize_static_int8(f32, out_dir / f"{stem}-int8.onnx", calib, args.calib_size, args.calib_method)
         print(f"wrote {q} ({q.stat().st_size / 1e6:.2f} MB, calibrated on {len(calib)} images)")

@@ -3,6 +3,7 @@
 * :func:`plot_pr_curves`: WIDER FACE precision-recall curves, one panel per subset
   (Easy / Medium / Hard) in one PNG, one curve per detector, AP in the legend.
 * :func:`plot_ced`: cumulative landmark error distribution, one curve per detector.
+* :func:`plot_labels_pr`: the precision-recall curve on labelled images (:mod:`.labels`).
 """
 
 from __future__ import annotations
@@ -93,4 +94,26 @@ def plot_ced(
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title(title or "Cumulative landmark error (misses count as failures)")
+    return save_figure(fig, path)
+
+
+def plot_labels_pr(results: Any, path: str | os.PathLike, title: str | None = None) -> Path:
+    """Write the precision-recall curve of :class:`~facelite.evaluation.labels.LabelsResult`
+    objects (one, or a ``{name: result}`` mapping) to ``path``, each with its best-F1 point marked."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    for name, res in _named(results).items():
+        recall, precision = res.pr_curve
+        line = ax.plot(recall, precision, lw=1.6, label=f"{name} AP {res.ap:.3f}".strip())[0]
+        b = res.best_f1
+        if np.isfinite(b["f1"]):
+            ax.plot([b["recall"]], [b["precision"]], "o", color=line.get_color(), ms=5,
+                    label=f"best F1 {b['f1']:.3f} at score {b['threshold']:.2f}")
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left", fontsize=8)
+    ax.set_title(title or "Precision-recall on the labelled images")
     return save_figure(fig, path)

@@ -19,8 +19,11 @@ class ModelConfig:
     alpha: float = 0.35
     fpn_channels: int = 64
     imagenet_weights: str = ""
-    init_weights: str = ""  # start from a weights.pt / best.pt of an earlier run instead of ImageNet
-    # distil from: a weights.pt / best.pt of a trained facelite model (same anchors), or a peer in
+    # start from an earlier run's weights.pt / best.pt, a shipped model ("mobilenetv2-0.35": fine-tune
+    # it on your data) or a float32 .onnx from `facelite export`, instead of ImageNet
+    init_weights: str = ""
+    # distil from: a trained facelite model (same anchors) -- a weights.pt / best.pt, a shipped model
+    # name ("mobilenetv2-1.0") or a float32 .onnx -- or a peer in
     # ../shared run by ONNX Runtime in the data workers: "retinaface" (RetinaFace-mnet0.25, MIT),
     # "yunet" (YuNet-n, Apache-2.0, its candidates projected onto the anchors) or "retinaface+yunet"
     teacher: str = ""
@@ -43,6 +46,10 @@ class DataConfig:
     mosaic_prob: float = 0.0  # four training images in one sample (facelite.train.augment.mosaic)
     positive_iou: float = 0.35
     eval_split: str = "data/widerface/dev"
+    # your own validation images instead of the WIDER split: a RetinaFace label.txt or WIDER
+    # *_bbx_gt.txt scored by `facelite eval labels` (AP, AP by face size, best F1)
+    eval_labels: str = ""
+    eval_images: str = ""  # folder its image paths are relative to (default: <label folder>/images)
 
 
 @dataclass

@@ -23,7 +23,7 @@ def _loss_keys(rows: list[dict[str, str]]) -> list[str]:
 
 
 def plot_run(run_dir: str | Path, out: str | Path, title: str = "") -> Path:
-    """Plot loss parts per epoch (left) and dev AP per evaluation (right) into ``out``."""
+    """Plot loss parts per epoch (left) and validation AP per evaluation (right) into ``out``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -41,13 +41,16 @@ def plot_run(run_dir: str | Path, out: str | Path, title: str = "") -> Path:
     ax1.set_yscale("log")
     ax1.grid(alpha=0.3)
     ax1.legend()
+    labels = bool(metrics) and "ap" in metrics[0]  # data.eval_labels: AP on your own validation images
+    keys = (("ap", "-"), ("ap_small", ":"), ("ap_large", "--")) if labels else (
+        ("easy", "-"), ("medium", "--"), ("hard", ":"))
     for size in sorted({r["input_size"] for r in metrics}, key=int):
         rows = [r for r in metrics if r["input_size"] == size]
-        for key, style in (("easy", "-"), ("medium", "--"), ("hard", ":")):
+        for key, style in keys:
             ax2.plot([int(r["epoch"]) for r in rows], [float(r[key]) for r in rows], style, marker="o",
                      label=f"{key} @ {size}")
     ax2.set_xlabel("epoch")
-    ax2.set_ylabel("WIDER FACE dev-split AP")
+    ax2.set_ylabel("AP on the validation labels" if labels else "WIDER FACE dev-split AP")
     ax2.grid(alpha=0.3)
     if metrics:
         ax2.legend(fontsize=8)

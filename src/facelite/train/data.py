@@ -26,12 +26,15 @@ class Sample:
         boxes: float32 (N, 4) xyxy.
         landmarks: float32 (N, 5, 2); rows with ``has_landmarks == False`` are zeros.
         has_landmarks: bool (N,).
+        ignore: bool (N,), faces that neither count nor are errors when evaluating (WIDER's
+            ``invalid`` faces read with ``invalid="ignore"``); training never sees them set.
     """
 
     path: Path
     boxes: np.ndarray
     landmarks: np.ndarray = field(default=None)  # type: ignore[assignment]
     has_landmarks: np.ndarray = field(default=None)  # type: ignore[assignment]
+    ignore: np.ndarray = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         n = len(self.boxes)
@@ -42,6 +45,9 @@ class Sample:
         if self.has_landmarks is None:
             self.has_landmarks = np.zeros(n, bool)
         self.has_landmarks = np.asarray(self.has_landmarks, dtype=bool).reshape(n)
+        if self.ignore is None:
+            self.ignore = np.zeros(n, bool)
+        self.ignore = np.asarray(self.ignore, dtype=bool).reshape(n)
 
 
 @dataclass
@@ -51,11 +57,13 @@ class DropCounts:
     invalid: int = 0
     degenerate: int = 0
     kept: int = 0
+    ignored: int = 0  # marked invalid, kept as "ignore" faces
 
     def log(self, source: str) -> None:
+        ignored = f" ({self.ignored} marked invalid, kept as ignore faces)" if self.ignored else ""
         log.info(
-            "%s: kept %d faces, dropped %d marked invalid and %d degenerate (w or h <= 0, non-finite)",
-            source, self.kept, self.invalid, self.degenerate,
+            "%s: kept %d faces%s, dropped %d marked invalid and %d degenerate (w or h <= 0, non-finite)",
+            source, self.kept, ignored, self.invalid, self.degenerate,
         )
 
 
@@ -63,13 +71,18 @@ def _valid_box(x: float, y: float, w: float, h: float) -> bool:
     return all(math.isfinite(v) for v in (x, y, w, h)) and w > 0 and h > 0
 
 
-def read_wider_txt(gt_file: str | Path, image_root: str | Path, keep_empty: bool = True) -> list[Sample]:
+def read_wider_txt(gt_file: str | Path, image_root: str | Path, keep_empty: bool = True,
+                   invalid: str = "drop") -> list[Sample]:
     """Read the official WIDER FACE ``wider_face_*_bbx_gt.txt`` format.
 
     Each record: image path (relative to ``image_root``), face count, then one line per face
     ``x y w h blur expression illumination invalid occlusion pose`` (a 0-face image has one
-    line of zeros). Faces flagged ``invalid`` and degenerate boxes are dropped (counted in the log).
+    line of zeros). Degenerate boxes are dropped and faces flagged ``invalid`` are dropped
+    (``invalid="drop"``, for training) or kept with ``Sample.ignore`` set (``"ignore"``, for
+    evaluation); both are counted in the log.
     """
+    if invalid not in ("drop", "ignore"):
+        raise ValueError(f"invalid must be 'drop' or 'ignore', got {invalid!r}")
     gt_file, image_root = Path(gt_file), Path(image_root)
     lines = [ln.strip() for ln in gt_file.read_text().splitlines()]
     samples: list[Sample] = []
@@ -86,22 +99,25 @@ def read_wider_txt(gt_file: str | Path, image_root: str | Path, keep_empty: bool
             raise ValueError(f"{gt_file}:{i + 2}: expected a face count after {name!r}") from exc
         rows = lines[i + 2 : i + 2 + max(n, 1)]
         i += 2 + max(n, 1)
-        boxes = []
+        boxes, ignore = [], []
         for row in rows[:n]:
             v = [float(t) for t in row.split()]
             if len(v) < 4:
                 raise ValueError(f"{gt_file}: malformed face line {row!r} for {name}")
             x, y, w, h = v[:4]
-            if len(v) >= 8 and int(v[7]) == 1:
-                counts.invalid += 1
-                continue
             if not _valid_box(x, y, w, h):
                 counts.degenerate += 1
                 continue
-            boxes.append([x, y, x + w, y + h])
+            flagged = len(v) >= 8 and int(v[7]) == 1
+            if flagged and invalid == "drop":
+                counts.invalid += 1
+                continue
             counts.kept += 1
+            counts.ignored += flagged
+            boxes.append([x, y, x + w, y + h])
+            ignore.append(flagged)
         if boxes or keep_empty:
-            samples.append(Sample(image_root / name, np.asarray(boxes, np.float32).reshape(-1, 4)))
+            samples.append(Sample(image_root / name, np.asarray(boxes, np.float32).reshape(-1, 4), ignore=ignore))
     counts.log(str(gt_file))
     return samples
 
