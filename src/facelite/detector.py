@@ -77,6 +77,13 @@ def _check_unit(name: str, value: float) -> float:
     return float(value)
 
 
+def _check_pixels(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not 0 <= value < float("inf"):
+        raise ValueError(f"{name} must be a number of pixels >= 0, got {value!r}")
+    return float(value)
+
+
 def _check_count(name: str, value: int, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
@@ -159,10 +166,7 @@ class FaceDetector:
         if max_image_pixels is not None:
             _check_count("max_image_pixels", max_image_pixels)
         self.max_image_pixels = max_image_pixels
-        if isinstance(min_face_size, bool) or not isinstance(min_face_size, (int, float, np.integer, np.floating)) \
-                or not 0 <= min_face_size < float("inf"):
-            raise ValueError(f"min_face_size must be a number of pixels >= 0, got {min_face_size!r}")
-        self.min_face_size = float(min_face_size)
+        self.min_face_size = _check_pixels("min_face_size", min_face_size)
         if tile_size is not None:
             _check_count("tile_size", tile_size, 32)
         self.tile_size = tile_size
