@@ -117,6 +117,37 @@ def test_read_labels_both_formats(tmp_path):
         read_labels(tmp_path / "none.txt")
 
 
+def test_read_coco_labels_keypoint_names_crowd_and_empty_images(tmp_path):
+    names = ["nose", "left_eye", "right_eye", "left_mouth", "right_mouth"]  # another order, by name
+    pts = {"left_eye": (10, 12), "right_eye": (30, 12), "nose": (20, 22), "left_mouth": (12, 30), "right_mouth": (28, 30)}
+    kp = [v for n in names for v in (*pts[n], 2)]
+    coco = {
+        "images": [{"id": 7, "file_name": "a.jpg", "width": 64, "height": 64},
+                   {"id": 8, "file_name": "sub/empty.jpg", "width": 64, "height": 64}],
+        "categories": [{"id": 3, "name": "person"}, {"id": 5, "name": "Face", "keypoints": names}],
+        "annotations": [
+            {"id": 1, "image_id": 7, "category_id": 5, "bbox": [0, 0, 40, 40], "keypoints": kp, "iscrowd": 0},
+            {"id": 2, "image_id": 7, "category_id": 5, "bbox": [40, 0, 20, 20], "keypoints": [0] * 15, "iscrowd": 1},
+            {"id": 3, "image_id": 7, "category_id": 5, "bbox": [5, 5, 0, 10]},  # degenerate: dropped
+            {"id": 4, "image_id": 7, "category_id": 3, "bbox": [0, 0, 64, 64]},  # a person, not a face
+        ],
+    }
+    path = tmp_path / "gt.json"
+    path.write_text(json.dumps(coco))
+    a, empty = read_labels(path)
+    assert a.path == tmp_path / "a.jpg" and empty.path == tmp_path / "sub" / "empty.jpg"
+    np.testing.assert_array_equal(a.boxes, [[0, 0, 40, 40], [40, 0, 60, 20]])
+    np.testing.assert_array_equal(a.landmarks[0], [pts[n] for n in ("left_eye", "right_eye", "nose", "left_mouth",
+                                                                     "right_mouth")])
+    np.testing.assert_array_equal(a.has_landmarks, [True, False])  # unlabelled keypoints (v = 0)
+    np.testing.assert_array_equal(a.ignore, [False, True])
+    assert empty.boxes.shape == (0, 4)
+    coco["categories"][1]["name"] = "head"
+    path.write_text(json.dumps(coco))
+    with pytest.raises(ValueError, match="which category holds the faces"):
+        read_labels(path)
+
+
 @pytest.fixture
 def labelled_folder(tmp_path):
     """The astronaut (its known face and landmarks), its mirror image, a blank image and a truncated JPEG."""
@@ -169,6 +200,21 @@ def test_cli_on_real_faces_resumes_and_agrees_with_detect_output(labelled_folder
     r3 = json.loads((labelled_folder / "r3.json").read_text())
     assert (r3["ap"], r3["faces"], r3["landmarks"]["faces"]) == (r["ap"], 2, 2)
     assert r3["landmarks"]["nme_mean"] == pytest.approx(r["landmarks"]["nme_mean"], abs=1e-4)
+    # the same labels as a COCO file, scored against `facelite detect --coco` output
+    from facelite.coco import CocoBuilder
+    from facelite.evaluation.labels import read_labels as read_any
+
+    gt = CocoBuilder()
+    for s in read_any(labels_ok, labelled_folder / "images"):
+        gt.add_image(s.path.name, 512, 512, [{"box": b, "score": 1, "landmarks": p} for b, p in zip(s.boxes, s.landmarks)])
+    gt.write(labelled_folder / "images" / "gt.coco.json")
+    assert main(["detect", str(labelled_folder / "images"), "--model", str(peer_model_path), "--coco",
+                 str(labelled_folder / "dets.coco.json"), "--score-threshold", "0.02", "-q"]) == 1
+    assert main(["eval", "labels", str(labelled_folder / "images" / "gt.coco.json"), "--predictions",
+                 str(labelled_folder / "dets.coco.json"), "--json", str(labelled_folder / "r4.json")]) == 0
+    r4 = json.loads((labelled_folder / "r4.json").read_text())
+    assert (r4["ap"], r4["faces"], r4["landmarks"]["faces"]) == (r["ap"], 2, 2)
+    assert r4["landmarks"]["nme_mean"] == pytest.approx(r["landmarks"]["nme_mean"], abs=1e-4)
 
 
 def test_cli_errors_are_one_line(labelled_folder, capsys, tmp_path):

@@ -123,6 +123,26 @@ def test_bf16_falls_back_to_float32_on_a_cpu_without_it(tiny_config, monkeypatch
     assert json.loads((run / "config.json").read_text())["train"]["bf16"] is False
 
 
+def test_training_labels_from_a_coco_file_drop_crowd_faces(tiny_config, tmp_path):
+    import json
+
+    from facelite.train.trainer import load_samples
+
+    before = load_samples(tiny_config)
+    coco = {"images": [{"id": i, "file_name": f"ev/{i}.png", "width": 128, "height": 96} for i in range(4)],
+            "categories": [{"id": 1, "name": "face"}],
+            "annotations": [{"id": i + 1, "image_id": i, "category_id": 1, "iscrowd": 0,
+                             "bbox": [float(s.boxes[0, 0]), float(s.boxes[0, 1]), 32.0, 40.0]} for i, s in enumerate(before)]
+            + [{"id": 9, "image_id": 0, "category_id": 1, "bbox": [0, 0, 10, 10], "iscrowd": 1}]}
+    (tmp_path / "gt.json").write_text(json.dumps(coco))
+    tiny_config.data.train_labels = str(tmp_path / "gt.json")
+    after = load_samples(tiny_config)
+    assert [s.path for s in after] == [s.path for s in before]
+    for a, b in zip(after, before):
+        np.testing.assert_array_equal(a.boxes, b.boxes)  # the crowd face of image 0 is not a training face
+        assert not a.has_landmarks.any()
+
+
 def test_lr_schedule_warmup_then_cosine():
     assert lr_at(0, 100, 10, 1.0, 0.01) == pytest.approx(0.01)
     assert lr_at(10, 100, 10, 1.0, 0.01) == pytest.approx(1.0)

@@ -5,8 +5,8 @@ shared data folder) with the evaluation settings (score threshold 0.02, NMS 0.4,
 faces per image) and scores it with the official algorithm; ``--predictions DIR`` scores an
 existing submission folder (``<event>/<name>.txt``) instead, e.g. another detector's.
 ``facelite eval landmarks`` measures landmark NME on the held-out face crops.
-``facelite eval labels`` scores a model on any labelled images (a RetinaFace ``label.txt`` or a
-WIDER ``*_bbx_gt.txt``): AP, AP by face size, precision / recall at score thresholds, landmark
+``facelite eval labels`` scores a model on any labelled images (a RetinaFace ``label.txt``, a
+WIDER ``*_bbx_gt.txt`` or a COCO file): AP, AP by face size, precision / recall at score thresholds, landmark
 error; ``--predictions FILE`` scores the output of ``facelite detect --jsonl`` instead.
 """
 
@@ -96,14 +96,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Run a model on labelled images and score it: AP at IoU 0.5 (greedy matching, "
         "all-point interpolation), AP by face size (small < 32 px, medium 32-96, large >= 96, as sqrt(w*h)), "
         "precision / recall / F1 at score thresholds and the threshold with the best F1, and the landmark "
-        "error of the faces found. Labels: a RetinaFace label.txt (as `facelite train` reads) or a WIDER FACE "
-        "*_bbx_gt.txt (faces marked invalid are ignored).",
+        "error of the faces found. Labels: a RetinaFace label.txt (as `facelite train` reads), a WIDER FACE "
+        "*_bbx_gt.txt (faces marked invalid are ignored) or a COCO file (crowd faces are ignored).",
     )
-    lb.add_argument("labels", type=Path, help="label file: RetinaFace label.txt or WIDER *_bbx_gt.txt")
+    lb.add_argument("labels", type=Path, help="label file: RetinaFace label.txt, WIDER *_bbx_gt.txt or COCO .json")
     lb.add_argument("--images", type=Path, default=None, metavar="DIR",
-                    help="folder the label file's image paths are relative to (default: LABELS' folder/images)")
-    lb.add_argument("--format", dest="label_format", choices=("auto", "retinaface", "wider"), default="auto",
-                    help="label file format (default: %(default)s: RetinaFace when it starts with '#')")
+                    help="folder the label file's image paths are relative to (default: LABELS' folder/images; "
+                    "for COCO, LABELS' folder)")
+    lb.add_argument("--format", dest="label_format", choices=("auto", "retinaface", "wider", "coco"), default="auto",
+                    help="label file format (default: %(default)s: COCO when it starts with '{', RetinaFace with '#')")
     _add_model_args(lb, input_size=640, score=0.02)
     lb.add_argument("--keep-top-k", type=int, default=750, help="at most this many faces per image (default: %(default)s)")
     lb.add_argument("--iou", type=float, default=0.5, help="IoU for a detection to find a face (default: %(default)s)")
@@ -112,7 +113,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     lb.add_argument("--cache", type=Path, metavar="FILE",
                     help="write the detections to FILE (JSON Lines) as they are made; a rerun resumes from it")
     lb.add_argument("--predictions", type=Path, metavar="FILE",
-                    help="score this `facelite detect --jsonl` (or --json) output instead of running a model")
+                    help="score this `facelite detect --jsonl` (or --json, --coco) output instead of running a model")
     lb.set_defaults(func=run_labels)
 
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])

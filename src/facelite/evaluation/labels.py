@@ -5,7 +5,9 @@ files serve for training and for measuring:
 
 * a RetinaFace ``label.txt`` (``# path`` lines, then ``x y w h`` + 5 x ``(x y flag)`` + score;
   ``-1`` for missing landmarks), images under ``<label folder>/images`` unless given;
-* an official WIDER FACE ``*_bbx_gt.txt``; faces flagged ``invalid`` become *ignore* faces.
+* an official WIDER FACE ``*_bbx_gt.txt``; faces flagged ``invalid`` become *ignore* faces;
+* a COCO file (``bbox``, 5 ``keypoints``; ``iscrowd`` faces are ignore faces), images relative
+  to its folder unless given.
 
 Coordinates are pixels of the image as :func:`facelite.load_image` returns it (EXIF orientation
 applied, as training reads it), boxes ``x1 y1 x2 y2``, landmarks in
@@ -59,27 +61,11 @@ LANDMARK_THRESHOLD = 0.5
 
 
 def read_labels(path: str | os.PathLike, image_root: str | os.PathLike | None = None, fmt: str = "auto") -> list[Any]:
-    """Labelled images (:class:`facelite.train.data.Sample`, with ``ignore`` set) from a
-    RetinaFace ``label.txt`` (``fmt="retinaface"``) or a WIDER FACE ``*_bbx_gt.txt``
-    (``fmt="wider"``); ``"auto"``: RetinaFace when the first non-blank line starts with ``#``.
+    """Labelled images (:class:`facelite.train.data.Sample`) for evaluation: as
+    :func:`facelite.train.data.read_labels`, with WIDER's ``invalid`` faces kept as ignore faces."""
+    from ..train.data import read_labels as read_any
 
-    ``image_root``: folder the image paths are relative to (default: ``<label folder>/images``).
-    """
-    from ..train.data import read_retinaface_labels, read_wider_txt
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"label file not found: {path}")
-    if fmt == "auto":
-        with open(path, encoding="utf-8") as f:
-            first = next((ln.strip() for ln in f if ln.strip()), "")
-        fmt = "retinaface" if first.startswith("#") else "wider"
-    root = Path(image_root) if image_root is not None else path.parent / "images"
-    if fmt == "retinaface":
-        return read_retinaface_labels(path, root)
-    if fmt == "wider":
-        return read_wider_txt(path, root, keep_empty=True, invalid="ignore")
-    raise ValueError(f"unknown label format {fmt!r} (auto, retinaface or wider)")
+    return read_any(path, image_root, fmt, invalid="ignore")
 
 
 def box_sizes(boxes: np.ndarray) -> np.ndarray:
@@ -360,18 +346,42 @@ def _record_detections(record: Mapping[str, Any]) -> Detections:
 
 
 def read_predictions(path: str | os.PathLike) -> dict[str, Detections]:
-    """Detections from ``facelite detect --jsonl`` (or ``--json``) output, keyed by the record's
-    ``path`` resolved to an absolute path."""
+    """Detections from ``facelite detect --jsonl``, ``--json`` or ``--coco`` output, keyed by the
+    image's path (relative ones from the current folder, as ``facelite detect`` wrote them)
+    resolved to an absolute path."""
     from ..coco import read_jsonl
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"predictions file not found: {path}")
-    with open(path, encoding="utf-8") as f:
-        head = f.read(1)
-    records = json.loads(path.read_text(encoding="utf-8")) if head == "[" else list(read_jsonl(path))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))  # --json (a list) or --coco (a dict)
+    except ValueError:
+        data = None  # --jsonl: one record per line
+    if isinstance(data, dict) and "images" in data:
+        records = _coco_records(data, path)
+    elif data is not None:
+        records = data if isinstance(data, list) else [data]
+    else:
+        records = list(read_jsonl(path))
     return {str(Path(r["path"]).resolve()): _record_detections(r) for r in records
             if isinstance(r, dict) and "path" in r and "faces" in r}
+
+
+def _coco_records(data: Any, path: Path) -> list[dict[str, Any]]:
+    """``facelite detect --coco`` output (or any COCO file with scored boxes) as detect records."""
+    try:
+        faces: dict[Any, list[dict[str, Any]]] = {im["id"]: [] for im in data["images"]}
+        for a in data.get("annotations", []):
+            x, y, w, h = (float(v) for v in a["bbox"])
+            face: dict[str, Any] = {"box": [x, y, x + w, y + h], "score": float(a.get("score", 1.0))}
+            kp = a.get("keypoints") or []
+            if len(kp) >= 15:
+                face["landmarks"] = [[kp[3 * i], kp[3 * i + 1]] for i in range(5)]
+            faces[a["image_id"]].append(face)
+        return [{"path": im["file_name"], "faces": faces[im["id"]]} for im in data["images"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: not a COCO detection file ({exc})") from None
 
 
 def align_keys(samples: Sequence[Any], predictions: Mapping[str, Detections]) -> dict[str, Detections]:

@@ -33,7 +33,8 @@ class ModelConfig:
 class DataConfig:
     train_gt: str = "data/widerface/train/wider_face_train_bbx_gt.txt"
     train_images: str = "data/widerface/train/images"
-    train_labels: str = ""  # RetinaFace label.txt (e.g. with pseudo-landmarks); replaces train_gt when set
+    # RetinaFace label.txt (e.g. with pseudo-landmarks), WIDER txt or COCO .json; replaces train_gt when set
+    train_labels: str = ""
     landmark_crops: str = "data/landmarks5/landmarks.txt"
     landmark_crop_boxes: str = ""  # .npz from `facelite pseudolabel crops` (default: under the cache dir)
     image_size: int = 320

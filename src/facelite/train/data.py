@@ -1,5 +1,5 @@
-"""Training data: readers for the WIDER FACE text format, the RetinaFace ``label.txt`` format
-and the 5-landmark face crops, and the :class:`Sample` they produce.
+"""Training data: readers for the WIDER FACE text format, the RetinaFace ``label.txt`` format,
+COCO face annotations and the 5-landmark face crops, and the :class:`Sample` they produce.
 
 Coordinates everywhere are pixels of the image as stored on disk, boxes ``x1 y1 x2 y2``,
 landmarks (N, 5, 2) in :data:`facelite.spec.LANDMARK_NAMES` order.
@@ -172,6 +172,88 @@ def read_retinaface_labels(label_file: str | Path, image_root: str | Path | None
     flush()
     counts.log(str(label_file))
     return samples
+
+
+def read_coco_labels(coco_file: str | Path, image_root: str | Path | None = None) -> list[Sample]:
+    """Read a COCO file of face boxes (from an annotation tool's export, or ``facelite detect --coco``).
+
+    ``images`` give the files (``file_name`` relative to ``image_root``, default the COCO file's
+    folder; absolute names stay as they are); ``annotations`` of the face category (the only
+    category, or the one named ``face``) give ``bbox`` ``[x, y, w, h]`` and, when all five are
+    labelled (visibility > 0), ``keypoints`` in :data:`facelite.spec.LANDMARK_NAMES` order (or in
+    the order the category's ``keypoints`` names give, when they are those five names).
+    ``iscrowd`` faces are kept as ignore faces; degenerate boxes are dropped (counted in the log).
+    Images without faces are kept (they teach what is not a face).
+    """
+    import json
+
+    from ..spec import LANDMARK_NAMES
+
+    coco_file = Path(coco_file)
+    root = Path(image_root) if image_root is not None else coco_file.parent
+    try:
+        data = json.loads(coco_file.read_text(encoding="utf-8"))
+        images, annotations, categories = data["images"], data.get("annotations", []), data.get("categories", [])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{coco_file}: not a COCO file ({exc})") from None
+    faces = [c for c in categories if str(c.get("name", "")).lower() == "face"] or categories
+    if len(faces) != 1:
+        raise ValueError(f"{coco_file}: which category holds the faces? none is named 'face' among "
+                         f"{[c.get('name') for c in categories]}")
+    category = faces[0]
+    names = list(category.get("keypoints") or [])
+    order = [names.index(n) for n in LANDMARK_NAMES] if sorted(names) == sorted(LANDMARK_NAMES) else list(range(5))
+    rows: dict[int, list[tuple[list[float], np.ndarray | None, bool]]] = {int(im["id"]): [] for im in images}
+    counts = DropCounts()
+    for a in annotations:
+        if a.get("category_id", category.get("id")) != category.get("id"):
+            continue
+        x, y, w, h = (float(v) for v in a["bbox"])
+        if not _valid_box(x, y, w, h):
+            counts.degenerate += 1
+            continue
+        kp = np.asarray(a.get("keypoints") or [], np.float32)
+        pts = None
+        if kp.size >= 15:
+            kp = kp[: 3 * (kp.size // 3)].reshape(-1, 3)
+            if len(kp) >= 5 and np.all(kp[order, 2] > 0):
+                pts = kp[order, :2]
+        crowd = bool(a.get("iscrowd", 0))
+        counts.kept += 1
+        counts.ignored += crowd
+        rows.setdefault(int(a["image_id"]), []).append(([x, y, x + w, y + h], pts, crowd))
+    samples = []
+    for im in images:
+        r = rows[int(im["id"])]
+        lms = np.asarray([p if p is not None else np.zeros((5, 2), np.float32) for _, p, _ in r], np.float32)
+        samples.append(Sample(root / im["file_name"], np.asarray([b for b, _, _ in r], np.float32).reshape(-1, 4),
+                              lms.reshape(-1, 5, 2), [p is not None for _, p, _ in r], [c for _, _, c in r]))
+    counts.log(str(coco_file))
+    return samples
+
+
+def read_labels(path: str | Path, image_root: str | Path | None = None, fmt: str = "auto",
+                invalid: str = "drop") -> list[Sample]:
+    """Labelled images from any of the three formats: ``"retinaface"`` (``label.txt``, images under
+    ``<label folder>/images`` by default), ``"wider"`` (``*_bbx_gt.txt``, same default; ``invalid``
+    faces dropped or, with ``invalid="ignore"``, kept as ignore faces) or ``"coco"`` (a JSON file,
+    images relative to its folder by default). ``"auto"``: COCO for a file that starts with ``{``,
+    RetinaFace when the first non-blank line starts with ``#``, else WIDER."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"label file not found: {path}")
+    if fmt == "auto":
+        with open(path, encoding="utf-8") as f:
+            first = next((ln.strip() for ln in f if ln.strip()), "")
+        fmt = "coco" if first.startswith("{") else "retinaface" if first.startswith("#") else "wider"
+    if fmt == "coco":
+        return read_coco_labels(path, image_root)
+    root = Path(image_root) if image_root is not None else path.parent / "images"
+    if fmt == "retinaface":
+        return read_retinaface_labels(path, root)
+    if fmt == "wider":
+        return read_wider_txt(path, root, keep_empty=True, invalid=invalid)
+    raise ValueError(f"unknown label format {fmt!r} (auto, retinaface, wider or coco)")
 
 
 def write_retinaface_labels(samples: list[Sample], label_file: str | Path, image_root: str | Path,

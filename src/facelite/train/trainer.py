@@ -23,7 +23,7 @@ from ..progress import Progress, format_duration
 from ..spec import ModelSpec, default_spec
 from .augment import AugmentConfig
 from .config import Config, resolve
-from .data import Sample, read_landmark_crops, read_retinaface_labels, read_wider_txt
+from .data import Sample, read_labels, read_landmark_crops, read_wider_txt
 from .dataset import FaceDataset, Normalizer
 from .loss import FeatureAdapter, LossWeights, distill_loss, feature_distill_loss, multibox_loss
 from .pseudolabel import attach_crop_boxes
@@ -236,9 +236,17 @@ def _setup_logging(run_dir: Path) -> None:
 
 
 def load_samples(cfg: Config) -> list[Sample]:
+    """The training images and their faces: ``data.train_labels`` (a RetinaFace label.txt, a WIDER
+    txt or a COCO file; faces marked crowd / invalid are dropped) or else ``data.train_gt``."""
     image_root = resolve(cfg.data.train_images)
     if cfg.data.train_labels:
-        return read_retinaface_labels(resolve(cfg.data.train_labels), image_root)
+        samples = read_labels(resolve(cfg.data.train_labels), image_root)
+        for s in samples:
+            if s.ignore.any():
+                keep = ~s.ignore
+                s.boxes, s.landmarks, s.has_landmarks, s.ignore = (s.boxes[keep], s.landmarks[keep],
+                                                                   s.has_landmarks[keep], s.ignore[keep])
+        return samples
     return read_wider_txt(resolve(cfg.data.train_gt), image_root)
 
 
