@@ -21,6 +21,14 @@ def bench_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.getbasetemp() / "bench-cache"
 
 
+def _crowded_rows() -> int:
+    """Crowded-image rows of the quick run: one per precision (3) and score threshold (0.5, 0.02),
+    timed on the most crowded dev image, so none without the shared data folder."""
+    from facelite.bench.run import crowded_images
+
+    return 6 if crowded_images(1) else 0
+
+
 def _quick_argv(model: Path, cache: Path, out: Path) -> list[str]:
     return ["bench", "--quick", "--models", str(model), "--images", "1", "--warmup", "1", "--repeats", "2",
             "--ap-images", "2", "--crowded", "1", "--calibration-images", "2", "--cache-dir", str(cache),
@@ -41,7 +49,7 @@ def test_progress_log_and_journal(quick_run) -> None:
     lines = [json.loads(line) for line in (out / "bench-rows.jsonl").read_text().splitlines()]
     assert lines[0]["fingerprint"]["repeats"] == 2
     kinds = [e["key"][0] for e in lines[1:]]
-    assert kinds.count("stages") == 1 and kinds.count("latency") == 3 and kinds.count("crowded") == 6
+    assert kinds.count("stages") == 1 and kinds.count("latency") == 3 and kinds.count("crowded") == _crowded_rows()
     assert result["reused_measurements"] == 0
 
 
@@ -66,7 +74,7 @@ def test_resume_measures_only_what_is_missing(quick_run, random_model_path, benc
     argv = _quick_argv(random_model_path, bench_cache, resumed)
     assert main([*argv, "--resume"]) == 0
     result = json.loads((resumed / "bench.json").read_text())
-    assert len(calls) == 1 + 6  # the missing latency row; the crowded rows came after it
+    assert len(calls) == 1 + _crowded_rows()  # the missing latency row; the crowded rows came after it
     assert result["reused_measurements"] == 1 + 2  # stages and two latency rows
     for a, b in zip(result["latency"][:2], first["latency"][:2]):
         assert a["median_ms"] == b["median_ms"]
