@@ -49,6 +49,13 @@ class Sample:
             self.ignore = np.zeros(n, bool)
         self.ignore = np.asarray(self.ignore, dtype=bool).reshape(n)
 
+    def without_ignored(self) -> Sample:
+        """This image without its ignore faces (training treats what is left unlabelled as background)."""
+        if not self.ignore.any():
+            return self
+        keep = ~self.ignore
+        return Sample(self.path, self.boxes[keep], self.landmarks[keep], self.has_landmarks[keep], self.ignore[keep])
+
 
 @dataclass
 class DropCounts:

@@ -240,13 +240,7 @@ def load_samples(cfg: Config) -> list[Sample]:
     txt or a COCO file; faces marked crowd / invalid are dropped) or else ``data.train_gt``."""
     image_root = resolve(cfg.data.train_images)
     if cfg.data.train_labels:
-        samples = read_labels(resolve(cfg.data.train_labels), image_root)
-        for s in samples:
-            if s.ignore.any():
-                keep = ~s.ignore
-                s.boxes, s.landmarks, s.has_landmarks, s.ignore = (s.boxes[keep], s.landmarks[keep],
-                                                                   s.has_landmarks[keep], s.ignore[keep])
-        return samples
+        return [s.without_ignored() for s in read_labels(resolve(cfg.data.train_labels), image_root)]
     return read_wider_txt(resolve(cfg.data.train_gt), image_root)
 
 
@@ -434,8 +428,7 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None,
         from .onnx_weights import load_onnx_weights
 
         n = load_onnx_weights(model, from_onnx, spec)
-        log.info("initialised from %s (%s, %d convs; batch norms recalibrated before the first step)",
-                 cfg.model.init_weights, from_onnx, n)
+        log.info("initialised from %s (%s, %d convs)", cfg.model.init_weights, from_onnx, n)
     elif cfg.model.init_weights:
         n = load_weights(model, resolve(cfg.model.init_weights), spec)
         log.info("initialised from %s (%d tensors)", cfg.model.init_weights, n)
@@ -467,7 +460,8 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None,
         model.load_state_dict(ck["model"])
     elif from_onnx is not None:
         k = recalibrate_from_dataset(model, dataset, normalize=Normalizer(spec), seed=cfg.train.seed)
-        log.info("batch norms: statistics of %d training samples in %d of them", min(len(dataset), RECALIBRATION_IMAGES), k)
+        log.info("batch norms of the imported file: statistics of %d training samples in %d of them",
+                 min(len(dataset), RECALIBRATION_IMAGES), k)
     model = model.to(device)
     frozen = freeze_except(model, cfg.train.trainable)
     if frozen:
