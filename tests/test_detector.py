@@ -235,3 +235,31 @@ def test_model_record_names_the_file_it_runs():
     det = facelite.FaceDetector("mobilenetv2-1.0", precision="int8")
     digest = hashlib.sha256(shipped_path("mobilenetv2-1.0", "int8").read_bytes()).hexdigest()
     assert det.model_record() == {"name": "mobilenetv2-1.0", "precision": "int8", "sha256": digest[:12]}
+
+
+def _boxes_of(detector: FaceDetector, path: str) -> list[tuple[float, ...]]:
+    return [tuple(f.box) for f in detector.detect(path)]
+
+
+def test_detector_pickles_for_process_pools(tmp_path, random_model_path):
+    """A "spawn" process pool (the default on macOS and Windows) pickles the detector: the worker
+    loads the network again and finds what the parent finds."""
+    import multiprocessing
+    import pickle
+    import shutil
+    from concurrent.futures import ProcessPoolExecutor
+
+    det = FaceDetector(model="mobilenetv2-0.35", input_size=320, threads=1, min_face_size=20)
+    det.detect(data_path())
+    copy = pickle.loads(pickle.dumps(det))
+    assert repr(copy) == repr(det) and copy.last_timings == {} and copy.model_info == det.model_info
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        (boxes,) = pool.map(_boxes_of, [det], [str(data_path())])
+    assert boxes == [tuple(f.box) for f in det.detect(data_path())] and len(boxes) == 1
+    # a model given by path must still be the same file when unpickled
+    path = tmp_path / "m.onnx"
+    shutil.copy(random_model_path, path)
+    state = pickle.dumps(FaceDetector(model=path, threads=1))
+    shutil.copy(shipped_path("mobilenetv2-0.35"), path)
+    with pytest.raises(ValueError, match="is not the model file the detector was made with"):
+        pickle.loads(state)

@@ -178,6 +178,28 @@ class FaceDetector:
         self.spec: ModelSpec = self.backend.spec
         self.last_timings: dict[str, float] = {}
 
+    # ------------------------------------------------------------------ pickling
+
+    def __getstate__(self) -> dict:
+        """Everything but the loaded network, which cannot be pickled; unpickling loads it again
+        (for process pools started by "spawn", and other processes or machines)."""
+        state = self.__dict__.copy()
+        del state["backend"]
+        state["last_timings"] = {}
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        """Load the network again: a shipped model from this installation by name (checksum
+        verified), a model given by path from that path, which must still hold the same file."""
+        self.__dict__.update(state)
+        info: ResolvedModel = state["model_info"]
+        model = info.name if info.shipped and info.name else info.path
+        self.model_info = resolve_model(model, info.precision or "float32")
+        if self.model_info.sha256 != info.sha256:
+            raise ValueError(f"{self.model_info.path} is not the model file the detector was made with "
+                             f"(SHA-256 {self.model_info.sha256[:12]}..., expected {info.sha256[:12]}...)")
+        self.backend = load_backend(self.model_info.path, threads=self.threads)
+
     # ------------------------------------------------------------------ description
 
     @property
