@@ -62,8 +62,12 @@ def test_ap_operating_points_and_best_f1_known_numbers():
     assert (p65["tp"], p65["fp"], p65["fn"]) == (2, 1, 1) and p65["recall"] == pytest.approx(2 / 3)
     assert r.best_f1["threshold"] == pytest.approx(0.7) and r.best_f1["f1"] == pytest.approx(2 / 3)
     assert "AP 0.5556" in r.table() and "(best F1)" in r.table()
+    # at the best-F1 threshold 0.7: a has both faces and one false detection, b misses its face
+    assert r.per_image == [{"path": "a.jpg", "faces": 2, "found": 2, "false": 1, "missed": 0},
+                           {"path": "b.jpg", "faces": 1, "found": 0, "false": 0, "missed": 1}]
+    assert [w["path"] for w in r.worst_images(1)] == ["a.jpg"] and "0 + 1 / 2  a.jpg" in r.table()
     perfect = evaluate_labels([a, b], {"a.jpg": _dets(a.boxes, [0.9, 0.8]), "b.jpg": _dets(b.boxes, [0.7])})
-    assert perfect.ap == pytest.approx(1.0) and perfect.best_f1["f1"] == 1.0
+    assert perfect.ap == pytest.approx(1.0) and perfect.best_f1["f1"] == 1.0 and perfect.worst_images() == []
 
 
 def test_ap_by_size_counts_only_faces_and_false_detections_of_that_size():

@@ -150,6 +150,8 @@ class LabelsResult:
         best_f1: the same dict at the threshold with the highest F1.
         landmarks: ``faces`` (true positives measured), ``nme_mean``, ``nme_median``.
         pr_curve: ``(recall, precision)`` float64 arrays, one point per detection.
+        per_image: per image at the best-F1 threshold: ``path``, ``faces`` (counted), ``found``,
+            ``missed``, ``false`` (false detections) -- where to look first.
     """
 
     ap: float
@@ -166,6 +168,13 @@ class LabelsResult:
     min_size: float
     pr_curve: tuple[np.ndarray, np.ndarray] = field(repr=False, default=(np.zeros(0), np.zeros(0)))
     skipped: list[str] = field(default_factory=list)
+    per_image: list[dict[str, Any]] = field(default_factory=list)
+
+    def worst_images(self, n: int = 5) -> list[dict[str, Any]]:
+        """The ``n`` images with the most errors (missed faces + false detections) at the best-F1
+        threshold, most first; ties in file order."""
+        bad = [r for r in self.per_image if r["missed"] + r["false"]]
+        return sorted(bad, key=lambda r: -(r["missed"] + r["false"]))[:n]
 
     def to_dict(self) -> dict[str, Any]:
         def point(p: Mapping[str, float]) -> dict[str, Any]:
@@ -186,6 +195,7 @@ class LabelsResult:
             "iou_threshold": self.iou_threshold,
             "min_size": self.min_size,
             "skipped": list(self.skipped),
+            "per_image": [dict(r) for r in self.per_image],
         }
 
     def table(self, title: str | None = None) -> str:
@@ -212,6 +222,10 @@ class LabelsResult:
                          f"{lm['threshold']:g}")
         else:
             lines.append("landmarks: no labelled landmarks on faces found")
+        worst = self.worst_images()
+        if worst:
+            lines.append(f"most errors at score >= {self.best_f1['threshold']:.3f} (missed + false / faces):")
+            lines += [f"  {r['missed']} + {r['false']} / {r['faces']}  {r['path']}" for r in worst]
         if self.skipped:
             lines.append(f"skipped {len(self.skipped)} unreadable image(s): {', '.join(self.skipped[:3])}"
                          + (" ..." if len(self.skipped) > 3 else ""))
@@ -265,6 +279,7 @@ def evaluate_labels(
     parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {k: [] for k in ranges}
     counted = dict.fromkeys(ranges, 0)
     errors: list[float] = []
+    per_image: list[tuple[str, np.ndarray, np.ndarray, int]] = []
     lm_faces = 0
     num_ignored = num_dets = 0
     for s in samples:
@@ -283,6 +298,8 @@ def evaluate_labels(
             kept = status != LEFT_OUT
             parts[name].append((scores[kept], status[kept] == TP))
             counted[name] += int((~ignore).sum())
+            if name == "all":
+                per_image.append((str(s.path), scores[kept], status[kept] == TP, int((~ignore).sum())))
             if name == "all" and d.landmarks is not None and len(scores):
                 pts = np.asarray(d.landmarks, np.float64).reshape(len(scores), -1, 2)
                 hit = np.flatnonzero((status == TP) & (scores >= landmark_threshold))
@@ -309,6 +326,11 @@ def evaluate_labels(
     allm = matched["all"]
     points = [_operating_point(t, allm.scores, allm.tp, allm.num_faces) for t in thresholds]
     best = _best_f1(allm)
+    at = best["threshold"]
+    images = [{"path": path, "faces": n, "found": int((tp & (sc >= at)).sum()),
+               "false": int((~tp & (sc >= at)).sum())} for path, sc, tp, n in per_image]
+    for r in images:
+        r["missed"] = r["faces"] - r["found"]
     lm = np.asarray(errors)
     return LabelsResult(
         ap=aps.pop("all"), ap_by_size=aps, num_images=len(samples), num_faces=counted["all"],
@@ -317,6 +339,7 @@ def evaluate_labels(
         landmarks={"faces": lm_faces, "nme_mean": float(lm.mean()) if lm.size else float("nan"),
                    "nme_median": float(np.median(lm)) if lm.size else float("nan"), "threshold": landmark_threshold},
         iou_threshold=iou_threshold, min_size=min_size, pr_curve=curve, skipped=list(skipped),
+        per_image=images,
     )
 
 
