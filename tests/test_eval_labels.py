@@ -150,6 +150,12 @@ def test_read_coco_labels_keypoint_names_crowd_and_empty_images(tmp_path):
     path.write_text(json.dumps(coco))
     with pytest.raises(ValueError, match="which category holds the faces"):
         read_labels(path)
+    path.write_text(json.dumps({"annotations": []}))
+    with pytest.raises(ValueError, match="not a COCO file of face boxes"):
+        read_labels(path)
+    path.write_text('{"images": [')
+    with pytest.raises(ValueError, match="not valid JSON"):
+        read_labels(path)
 
 
 @pytest.fixture

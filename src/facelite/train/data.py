@@ -194,18 +194,23 @@ def read_coco_labels(coco_file: str | Path, image_root: str | Path | None = None
     """
     import json
 
-    from ..spec import LANDMARK_NAMES
-
     coco_file = Path(coco_file)
     root = Path(image_root) if image_root is not None else coco_file.parent
     try:
-        data = json.loads(coco_file.read_text(encoding="utf-8"))
-        images, annotations, categories = data["images"], data.get("annotations", []), data.get("categories", [])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{coco_file}: not a COCO file ({exc})") from None
+        return _coco_samples(json.loads(coco_file.read_text(encoding="utf-8")), root, str(coco_file))
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{coco_file}: not a COCO file of face boxes (missing or malformed {exc})") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{coco_file}: not valid JSON ({exc})") from None
+
+
+def _coco_samples(data: dict, root: Path, source: str) -> list[Sample]:
+    from ..spec import LANDMARK_NAMES
+
+    images, annotations, categories = data["images"], data.get("annotations", []), data.get("categories", [])
     faces = [c for c in categories if str(c.get("name", "")).lower() == "face"] or categories
     if len(faces) != 1:
-        raise ValueError(f"{coco_file}: which category holds the faces? none is named 'face' among "
+        raise ValueError(f"{source}: which category holds the faces? none is named 'face' among "
                          f"{[c.get('name') for c in categories]}")
     category = faces[0]
     names = list(category.get("keypoints") or [])
@@ -235,7 +240,7 @@ def read_coco_labels(coco_file: str | Path, image_root: str | Path | None = None
         lms = np.asarray([p if p is not None else np.zeros((5, 2), np.float32) for _, p, _ in r], np.float32)
         samples.append(Sample(root / im["file_name"], np.asarray([b for b, _, _ in r], np.float32).reshape(-1, 4),
                               lms.reshape(-1, 5, 2), [p is not None for _, p, _ in r], [c for _, _, c in r]))
-    counts.log(str(coco_file))
+    counts.log(source)
     return samples
 
 
