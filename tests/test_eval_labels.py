@@ -119,6 +119,12 @@ def test_read_labels_both_formats(tmp_path):
     assert c.path == tmp_path / "img" / "c.jpg" and not c.ignore.any()
     with pytest.raises(FileNotFoundError):
         read_labels(tmp_path / "none.txt")
+    retina.write_text("# c.jpg\n1 2 x 4\n")
+    with pytest.raises(ValueError, match=r"label.txt:2: expected numbers, got '1 2 x 4'"):
+        read_labels(retina)
+    wider.write_text("x/a.jpg\n1\n10 20 q 40 0 0 0 0 0 0\n")
+    with pytest.raises(ValueError, match="gt.txt: face line of x/a.jpg: expected numbers"):
+        read_labels(wider)
 
 
 def test_read_coco_labels_keypoint_names_crowd_and_empty_images(tmp_path):

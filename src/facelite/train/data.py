@@ -74,6 +74,13 @@ class DropCounts:
         )
 
 
+def _numbers(line: str, where: str) -> list[float]:
+    try:
+        return [float(t) for t in line.split()]
+    except ValueError:
+        raise ValueError(f"{where}: expected numbers, got {line.strip()!r}") from None
+
+
 def _valid_box(x: float, y: float, w: float, h: float) -> bool:
     return all(math.isfinite(v) for v in (x, y, w, h)) and w > 0 and h > 0
 
@@ -108,7 +115,7 @@ def read_wider_txt(gt_file: str | Path, image_root: str | Path, keep_empty: bool
         i += 2 + max(n, 1)
         boxes, ignore = [], []
         for row in rows[:n]:
-            v = [float(t) for t in row.split()]
+            v = _numbers(row, f"{gt_file}: face line of {name}")
             if len(v) < 4:
                 raise ValueError(f"{gt_file}: malformed face line {row!r} for {name}")
             x, y, w, h = v[:4]
@@ -159,7 +166,7 @@ def read_retinaface_labels(label_file: str | Path, image_root: str | Path | None
             continue
         if cur is None:
             raise ValueError(f"{label_file}:{lineno}: face line before any '# path' line")
-        v = [float(t) for t in line.split()]
+        v = _numbers(line, f"{label_file}:{lineno}")
         if len(v) < 4:
             raise ValueError(f"{label_file}:{lineno}: expected at least 'x y w h', got {line!r}")
         x, y, w, h = v[:4]
