@@ -245,3 +245,14 @@ def test_cli_errors_are_one_line(labelled_folder, capsys, tmp_path):
     assert "label file not found" in err and "predictions file not found" in err
     assert "no record for 4 of the 4 labelled images" in err and "--iou must be" in err
     assert "Traceback" not in err
+
+
+def test_python_api_on_a_label_file(labelled_folder, peer_model_path, capsys):
+    from facelite import FaceDetector
+    from facelite.evaluation.labels import evaluate_detector_on_labels
+
+    det = FaceDetector(model=peer_model_path, score_threshold=0.02)
+    r = evaluate_detector_on_labels(det, labelled_folder / "label.txt", show_progress=False, thresholds=(0.5,))
+    assert r.ap == pytest.approx(1.0) and r.num_images == 3 and len(r.skipped) == 1
+    assert [p["threshold"] for p in r.operating_points] == [0.5] and r.landmarks["faces"] == 2
+    assert "broken.jpg" in capsys.readouterr().err

@@ -510,3 +510,25 @@ def run_detector_on_labels(
                 out[key] = log.add(key, out[key])
             bar.update(1)
     return out, skipped, seconds
+
+
+def evaluate_detector_on_labels(
+    detector: Any,
+    labels: str | os.PathLike,
+    images: str | os.PathLike | None = None,
+    *,
+    fmt: str = "auto",
+    cache: str | os.PathLike | None = None,
+    show_progress: bool = True,
+    **kwargs: Any,
+) -> LabelsResult:
+    """Run ``detector`` on the images of a label file and score it (what ``facelite eval labels``
+    does). ``detector``: a :class:`facelite.FaceDetector` (for a full precision-recall curve, made
+    with ``score_threshold=0.02``) or any ``image -> faces`` callable; ``kwargs`` go to
+    :func:`evaluate_labels`. Unreadable images are reported, skipped and listed in ``skipped``."""
+    from .widerface import as_detect_fn
+
+    samples = read_labels(labels, images, fmt)
+    dets, skipped, _ = run_detector_on_labels(as_detect_fn(detector), samples, cache=cache, show_progress=show_progress)
+    samples = [s for s in samples if str(s.path) not in set(skipped)]
+    return evaluate_labels(samples, dets, skipped=skipped, **kwargs)
