@@ -56,3 +56,13 @@ def test_bad_model_arguments(tmp_path, capsys):
     assert main(["models", str(junk)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("facelite models: error:") and "junk.onnx" in err and "Traceback" not in err
+
+
+def test_python_dash_m_runs_the_command_line():
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "facelite", "models"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "mobilenetv2-0.35" in proc.stdout and "(default)" in proc.stdout
+    proc = subprocess.run([sys.executable, "-m", "facelite", "detect", "/no/such.jpg"], capture_output=True, text=True)
+    assert proc.returncode == 1 and "no such file" in proc.stderr and "Traceback" not in proc.stderr
