@@ -135,6 +135,30 @@ def _model_info(det: Any) -> dict[str, Any]:
     }
 
 
+def _run_settings(args: argparse.Namespace) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """The detector of a ``widerface`` / ``labels`` run, its model record, and the settings that
+    identify its predictions (the key of ``--cache``: a cache made with others is refused)."""
+    from .. import __version__
+
+    det = _detector(args, args.keep_top_k)
+    model = _model_info(det)
+    settings = {
+        "model_sha256": model["sha256"],
+        "precision": model["precision"] or args.precision,  # the file's own, for a model given by path
+        "input_size": args.input_size,
+        "score_threshold": args.score_threshold,
+        "nms_threshold": args.nms_threshold,
+        "keep_top_k": args.keep_top_k,
+        "facelite_version": __version__,
+        **({"tile": args.tile, "tile_overlap": args.tile_overlap} if args.tile else {}),
+    }
+    return det, model, settings
+
+
+def _title(args: argparse.Namespace, model: dict[str, Any], settings: dict[str, Any]) -> str:
+    return f"{model['name']} {settings['precision']} @{args.input_size}" + (f", tiles {args.tile}" if args.tile else "")
+
+
 def _write_json(target: str, data: dict[str, Any]) -> None:
     text = json.dumps(data, indent=2, default=float) + "\n"
     if target == "-":
@@ -158,19 +182,7 @@ def run_widerface(args: argparse.Namespace) -> int:
         out["predictions"] = str(args.predictions)
         title = str(args.predictions)
     else:
-        det = _detector(args, args.keep_top_k)
-        model = _model_info(det)
-        precision = model["precision"] or args.precision  # the file's own, for a model given by path
-        settings = {
-            "model_sha256": model["sha256"],
-            "precision": precision,
-            "input_size": args.input_size,
-            "score_threshold": args.score_threshold,
-            "nms_threshold": args.nms_threshold,
-            "keep_top_k": args.keep_top_k,
-            "facelite_version": __version__,
-            **({"tile": args.tile, "tile_overlap": args.tile_overlap} if args.tile else {}),
-        }
+        det, model, settings = _run_settings(args)
         run = wf.run_detector_on_split(
             det.detect_arrays,
             split_dir,
@@ -183,7 +195,7 @@ def run_widerface(args: argparse.Namespace) -> int:
         )
         predictions = run.predictions
         out.update(model=model, settings={**settings, "threads": args.threads}, timing=run.to_dict())
-        title = f"{model['name']} {precision} @{args.input_size}" + (f", tiles {args.tile}" if args.tile else "")
+        title = _title(args, model, settings)
         if args.submission:
             wf.write_submission(predictions, args.submission)
     t = time.perf_counter()
@@ -263,21 +275,13 @@ def run_labels(args: argparse.Namespace) -> int:
         detections, title = found, str(args.predictions)
         out["predictions"] = str(args.predictions)
     else:
-        det = _detector(args, args.keep_top_k)
-        model = _model_info(det)
-        precision = model["precision"] or args.precision
-        settings = {
-            "model_sha256": model["sha256"], "precision": precision, "input_size": args.input_size,
-            "score_threshold": args.score_threshold, "nms_threshold": args.nms_threshold,
-            "keep_top_k": args.keep_top_k, "facelite_version": __version__,
-            **({"tile": args.tile, "tile_overlap": args.tile_overlap} if args.tile else {}),
-        }
+        det, model, settings = _run_settings(args)
         t = time.perf_counter()
         detections, skipped, seconds = lb.run_detector_on_labels(
             det.detect_arrays, samples, cache=args.cache, cache_settings=settings, show_progress=not args.quiet)
         out.update(model=model, settings={**settings, "threads": args.threads},
                    timing={"detect_seconds": round(seconds, 3), "wall_seconds": round(time.perf_counter() - t, 3)})
-        title = f"{model['name']} {precision} @{args.input_size}" + (f", tiles {args.tile}" if args.tile else "")
+        title = _title(args, model, settings)
         samples = [s for s in samples if str(s.path) not in set(skipped)]
     result = lb.evaluate_labels(samples, detections, iou_threshold=args.iou, min_size=args.min_size, skipped=skipped)
     out.update(result.to_dict())
