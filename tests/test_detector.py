@@ -115,8 +115,14 @@ def test_arrays_path_batch_and_timings_agree(detector, image):
         sb, ss, _ = detector.detect_arrays(single)
         np.testing.assert_allclose(b, sb, atol=1e-3)
         np.testing.assert_allclose(s, ss, atol=1e-5)
-    # images of different shapes share a padded tensor; each is mapped back with its own scale
-    small = image[:200, :300]
+    # images of different shapes are not padded to one tensor: each gets exactly what detect gives it
+    small = np.ascontiguousarray(image[:200, :300])
+    wide = np.ascontiguousarray(np.concatenate([image, image], axis=1))
+    mixed = [image, small, wide, flipped, small]
+    for got, single in zip(detector.detect_batch_arrays(mixed, batch_size=4), mixed):
+        for a, b in zip(got, detector.detect_arrays(single)):
+            assert a.shape == b.shape
+            np.testing.assert_allclose(a, b, atol=1e-4)
     faces_batch = detector.detect_batch([image, small])
     assert len(faces_batch) == 2
     for f in faces_batch[1]:

@@ -13,7 +13,7 @@ zero padding the preprocessing itself adds; the outputs of the anchors that lie 
 smaller input are then picked out, so :meth:`TFLiteBackend.run` returns exactly the anchors the
 caller expects. Near the bottom/right edge of the smaller input the network sees explicit zeros
 instead of its own padding, so scores there can differ slightly from the ONNX model run at the
-smaller shape (as they do in :meth:`facelite.FaceDetector.detect_batch`).
+smaller shape.
 """
 
 from __future__ import annotations
