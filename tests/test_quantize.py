@@ -147,3 +147,24 @@ def test_int8_keeps_a_trained_network_intact(shipped_quantized: BenchModel, prec
     got = _outputs(shipped_quantized.variants[precision].path)
     for name, a, b in zip(("scores", "boxes", "landmarks"), ref, got):
         assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.95, name
+
+
+def test_calibration_in_chunks_and_histogram_methods_on_mixed_sizes(random_model_path: Path, tmp_path: Path) -> None:
+    """The calibrators are fed in equal chunks (bounded memory); the histogram methods, which stack
+    the outputs of all images, get one input shape however the images are shaped."""
+    import cv2
+    import onnxruntime as ort
+
+    from facelite.export.quantize import _chunk, quantize_static_int8
+
+    assert (_chunk(100), _chunk(97), _chunk(16), _chunk(3)) == (5, 1, 8, 3)
+    rng = np.random.default_rng(0)
+    images = []
+    for i, (h, w) in enumerate([(48, 96), (96, 48), (64, 64)]):
+        images.append(tmp_path / f"{i}.png")
+        cv2.imwrite(str(images[-1]), rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
+    for method in ("minmax", "percentile"):
+        out = quantize_static_int8(random_model_path, tmp_path / f"{method}.onnx", images, input_size=64, method=method)
+        sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+        scores = sess.run(None, {sess.get_inputs()[0].name: np.zeros((1, 3, 64, 96), np.float32)})[0]
+        assert np.isfinite(scores).all()

@@ -32,6 +32,9 @@ from ..preprocess import preprocess
 from ..spec import ModelSpec
 from .onnx import INPUT_NAME, add_metadata
 
+CALIBRATION_CHUNK = 8
+"""Images per calibration pass: what the calibrator holds in memory at once."""
+
 
 def _metadata(path: Path) -> dict[str, str]:
     return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
@@ -44,17 +47,39 @@ def _copy_metadata(src: Path, dst: Path, precision: str) -> None:
 
 
 class ImageCalibrationReader(CalibrationDataReader):
-    """Feeds images through facelite's own preprocessing, one (1, 3, H, W) tensor at a time."""
+    """Feeds images through facelite's own preprocessing, one (1, 3, H, W) tensor at a time.
 
-    def __init__(self, images: Iterable[str | Path], spec: ModelSpec, input_size: int) -> None:
+    ``square``: place each tensor at the top-left of a zero (1, 3, S, S) canvas, S = the input
+    size rounded up to the pad multiple (the zeros are the run-time padding's). The histogram
+    calibrators (entropy, percentile) stack the outputs of all images, so these need one shape;
+    min-max reduces each image on its own and takes them as they are.
+    """
+
+    def __init__(self, images: Iterable[str | Path], spec: ModelSpec, input_size: int, square: bool = False) -> None:
         self._paths = list(images)
         self._spec = spec
         self._size = input_size
+        self._square = square
+        self._range = (0, len(self._paths))
         self._it: Iterator[dict[str, np.ndarray]] | None = None
 
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    def set_range(self, start_index: int, end_index: int) -> None:
+        """Feed only images ``start_index:end_index`` (ONNX Runtime calibrates chunk by chunk)."""
+        self._range = (start_index, end_index)
+        self._it = None
+
     def _gen(self) -> Iterator[dict[str, np.ndarray]]:
-        for p in self._paths:
+        m = self._spec.pad_multiple
+        side = -(-self._size // m) * m
+        for p in self._paths[self._range[0] : self._range[1]]:
             tensor, _ = preprocess(load_image(p), self._spec, self._size)
+            if self._square:
+                canvas = np.zeros((1, 3, side, side), np.float32)
+                canvas[:, :, : tensor.shape[2], : tensor.shape[3]] = tensor
+                tensor = canvas
             yield {INPUT_NAME: tensor}
 
     def get_next(self) -> dict[str, np.ndarray] | None:
@@ -81,13 +106,22 @@ def quantize_static_int8(float_model: str | Path, out: str | Path, calibration_i
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(float_model), str(pre), skip_symbolic_shape=True)
         quantize_static(
-            str(pre), str(out), ImageCalibrationReader(calibration_images, spec, input_size),
+            str(pre), str(out), ImageCalibrationReader(calibration_images, spec, input_size, square=method != "minmax"),
             quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8, calibrate_method=methods[method],
-            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+            # the calibrators keep every intermediate output of the images fed in one go (a few GB
+            # per 10 images at 640 px): feed them in chunks, whose statistics are merged
+            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True,
+                           "CalibStridedMinMax": _chunk(len(calibration_images))},
         )
     _copy_metadata(float_model, out, "int8")
     return out
+
+
+def _chunk(n: int, most: int = CALIBRATION_CHUNK) -> int:
+    """The largest chunk size up to ``most`` that divides ``n`` (ONNX Runtime's strided calibration
+    needs equal chunks)."""
+    return max(k for k in range(1, min(most, n) + 1) if n % k == 0)
 
 
 def _depthwise_convs(model: onnx.ModelProto) -> list[str]:
