@@ -282,7 +282,6 @@ def run_labels(args: argparse.Namespace) -> int:
         out.update(model=model, settings={**settings, "threads": args.threads},
                    timing={"detect_seconds": round(seconds, 3), "wall_seconds": round(time.perf_counter() - t, 3)})
         title = _title(args, model, settings)
-        samples = [s for s in samples if str(s.path) not in set(skipped)]
     result = lb.evaluate_labels(samples, detections, iou_threshold=args.iou, min_size=args.min_size, skipped=skipped)
     out.update(result.to_dict())
     print(result.table(f"{title} on {args.labels}"))

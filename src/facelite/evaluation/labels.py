@@ -269,9 +269,12 @@ def evaluate_labels(
     """Score ``detections`` (keyed by ``str(sample.path)``) against ``samples`` (objects with
     ``path``, ``boxes``, ``landmarks``, ``has_landmarks``, ``ignore``; see :func:`read_labels`).
 
-    Every sample must have an entry (an empty :class:`Detections` for an image with none);
+    Every sample must have an entry (an empty :class:`Detections` for an image with none), except
+    those whose path is in ``skipped`` (unreadable images, left out and listed in the result);
     a missing one is an error, not a silent miss of all its faces.
     """
+    left_out = set(skipped)
+    samples = [s for s in samples if str(s.path) not in left_out]
     missing = [str(s.path) for s in samples if str(s.path) not in detections]
     if missing:
         raise ValueError(f"no detections for {len(missing)} labelled image(s), e.g. {missing[0]}")
@@ -530,5 +533,4 @@ def evaluate_detector_on_labels(
 
     samples = read_labels(labels, images, fmt)
     dets, skipped, _ = run_detector_on_labels(as_detect_fn(detector), samples, cache=cache, show_progress=show_progress)
-    samples = [s for s in samples if str(s.path) not in set(skipped)]
     return evaluate_labels(samples, dets, skipped=skipped, **kwargs)
