@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,11 +45,11 @@ def _batchnorm_after(modules: dict[str, torch.nn.Module], conv_path: str) -> tor
     return nxt if isinstance(nxt, torch.nn.BatchNorm2d) else None
 
 
-def onnx_spec(path: str | Path) -> ModelSpec:
-    """The geometry a facelite ONNX file carries in its metadata."""
+def onnx_spec(path: str | Path, proto: Any = None) -> ModelSpec:
+    """The geometry a facelite ONNX file carries in its metadata (``proto``: the file, if already loaded)."""
     import onnx
 
-    proto = onnx.load(str(path), load_external_data=False)
+    proto = proto if proto is not None else onnx.load(str(path), load_external_data=False)
     try:
         return ModelSpec.from_metadata({p.key: p.value for p in proto.metadata_props})
     except ValueError as exc:
@@ -67,8 +68,8 @@ def load_onnx_weights(model: torch.nn.Module, path: str | Path, spec: ModelSpec)
     from onnx import numpy_helper
 
     path = Path(path)
-    other = onnx_spec(path)
     proto = onnx.load(str(path))
+    other = onnx_spec(path, proto)
     if (other.alpha, other.fpn_channels) != (spec.alpha, spec.fpn_channels):
         raise ValueError(f"{path}: alpha {other.alpha} / FPN {other.fpn_channels} does not match the recipe's "
                          f"{spec.alpha} / {spec.fpn_channels}")
