@@ -28,7 +28,7 @@ from onnxruntime.quantization import (
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from ..imageio import load_image
-from ..preprocess import preprocess
+from ..preprocess import _round_up, preprocess
 from ..spec import ModelSpec
 from .onnx import INPUT_NAME, add_metadata
 
@@ -72,8 +72,7 @@ class ImageCalibrationReader(CalibrationDataReader):
         self._it = None
 
     def _gen(self) -> Iterator[dict[str, np.ndarray]]:
-        m = self._spec.pad_multiple
-        side = -(-self._size // m) * m
+        side = _round_up(self._size, self._spec.pad_multiple)
         for p in self._paths[self._range[0] : self._range[1]]:
             tensor, _ = preprocess(load_image(p), self._spec, self._size)
             if self._square:
