@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from test_detector import ASTRONAUT_BOX, ASTRONAUT_LANDMARKS
 
+from facelite.annotations import Sample, write_retinaface_labels
 from facelite.cli import main
 from facelite.evaluation.labels import (
     FP,
@@ -18,7 +19,6 @@ from facelite.evaluation.labels import (
     read_labels,
 )
 from facelite.paths import data_path
-from facelite.train.data import Sample, write_retinaface_labels
 
 
 def _sample(name, boxes, ignore=None, landmarks=None):

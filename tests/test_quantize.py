@@ -16,11 +16,11 @@ pytest.importorskip("onnx")
 from facelite.bench.models import (
     BenchModel,
     Variant,
-    calibration_images,
     derive_dynamic_int8,
     derive_static_int8,
     model_from_path,
 )
+from facelite.export.calibration import calibration_images
 from facelite.imageio import load_image
 from facelite.paths import data_path
 from facelite.preprocess import preprocess

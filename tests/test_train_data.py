@@ -4,9 +4,9 @@ import cv2
 import numpy as np
 import pytest
 
+from facelite.annotations import Sample, read_retinaface_labels, read_wider_txt, write_retinaface_labels
 from facelite.spec import FLIP_PERMUTATION
 from facelite.train.augment import AugmentConfig, Labels, augment, degrade, hflip, mosaic, random_square_crop
-from facelite.train.data import Sample, read_retinaface_labels, read_wider_txt, write_retinaface_labels
 
 WIDER = """a/one.jpg
 3
@@ -101,7 +101,7 @@ def test_augment_output_shape_and_finite_labels():
 
 
 def test_landmark_crops_keep_their_name_and_point_order(tmp_path):
-    from facelite.train.data import read_landmark_crops
+    from facelite.annotations import read_landmark_crops
 
     f = tmp_path / "landmarks.txt"
     f.write_text("set/a.jpg 1 2 3 4 5 11 12 13 14 15\n\nset/b.jpg 0 0 0 0 0 0 0 0 0 0\n")

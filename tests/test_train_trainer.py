@@ -8,6 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from facelite.annotations import Sample, write_retinaface_labels  # noqa: E402
 from facelite.train.config import (  # noqa: E402
     Config,
     DataConfig,
@@ -15,7 +16,6 @@ from facelite.train.config import (  # noqa: E402
     TrainConfig,
     load_config,
 )
-from facelite.train.data import Sample, write_retinaface_labels  # noqa: E402
 from facelite.train.trainer import lr_at, train  # noqa: E402
 
 

@@ -17,14 +17,15 @@ made once per source file and never confused between sources.
 from __future__ import annotations
 
 import os
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import onnx
 
+from ..export.calibration import calibration_images
 from ..models import MODEL_NAMES, file_sha256, shipped_path
-from ..paths import cache_dir, data_path, shared_dir
+from ..paths import cache_dir, data_path
 from ..spec import ModelSpec
 
 __all__ = [
@@ -32,7 +33,6 @@ __all__ = [
     "BenchModel",
     "Variant",
     "bench_cache_dir",
-    "calibration_images",
     "derive_dynamic_int8",
     "derive_static_int8",
     "model_from_path",
@@ -220,21 +220,6 @@ def normalise_batchnorm(net, size: int = 320):
 # --------------------------------------------------------------------------- derived files
 
 
-def calibration_images(count: int, seed: int = 0) -> tuple[list[Path], str]:
-    """``count`` training images for static quantization, and a description of the set.
-
-    A fixed random sample (``seed``) of ``<shared>/data/widerface/train/images``, as
-    ``facelite export --int8`` draws it; without the shared folder, the package's sample image.
-    """
-    folder = shared_dir() / "data" / "widerface" / "train" / "images"
-    exts = {".jpg", ".jpeg", ".png", ".webp"}
-    pool = sorted(p for p in folder.rglob("*") if p.suffix.lower() in exts) if folder.is_dir() else []
-    if pool:
-        picked = random.Random(seed).sample(pool, min(count, len(pool)))
-        return picked, f"{len(picked)} WIDER FACE training images (seed {seed})"
-    return [data_path("astronaut.jpg")], "the package's sample image (no shared data folder: not representative)"
-
-
 def derive_dynamic_int8(model: BenchModel, cache_root: Path | None = None) -> Variant | None:
     """ONNX Runtime dynamic int8 of the float32 variant (cached); ``None`` without a float32 file."""
     if model.float32 is None:
@@ -272,3 +257,36 @@ def derive_static_int8(
         quantize_static_int8(model.float32.path, tmp, images, calibration_size, method)
         tmp.replace(path)
     return Variant("static-int8", path, f"static QDQ int8, {method} calibration on {what} at {calibration_size}")
+
+
+def derive_tflite(model: BenchModel, kind: str, cfg: Any) -> Variant:
+    """The ``tflite-<kind>`` files of a bench model, one per input size
+    (``S x S``), converted from its float32 ONNX file and cached next to its other derived files."""
+    import hashlib
+
+    from ..export.tflite import export_tflite, torch_model_from_onnx
+
+    if model.float32 is None:
+        raise ValueError("no float32 ONNX file to convert")
+    folder = model.key_dir(cfg.cache_root)
+    torch_model = None
+    sized: dict[int, Path] = {}
+    images, what = calibration_images(cfg.calibration) if kind == "int8" else ([], "")
+    tag = ""
+    if kind == "int8":
+        digest = hashlib.sha256("\n".join(p.name for p in images).encode()).hexdigest()[:8]
+        tag = f"-n{len(images)}-{digest}"
+    for size in sorted(cfg.sizes):
+        s = -(-size // model.spec.pad_multiple) * model.spec.pad_multiple
+        path = folder / f"tflite-{kind}-{s}x{s}{tag}.tflite"
+        if not path.is_file():
+            if torch_model is None:
+                torch_model = torch_model_from_onnx(model.float32.path)
+            f32 = folder / f"tflite-float32-{s}x{s}.tflite"
+            tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.tflite")
+            export_tflite(torch_model, tmp, kind, (s, s), images, float_model=f32 if f32.is_file() and kind != "float32" else None)
+            tmp.replace(path)
+        sized[size] = path
+    origin = {"float32": "litert-torch conversion", "dynamic-int8": "ai-edge-quantizer dynamic_wi8_afp32 (dynamic range)",
+              "int8": f"ai-edge-quantizer static_wi8_ai8, calibrated on {what}"}[kind]
+    return Variant(f"tflite-{kind}", sized[max(sized)], origin + "; one fixed-shape file per input size", sized=sized)

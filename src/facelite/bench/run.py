@@ -42,6 +42,7 @@ from .models import (
     bench_cache_dir,
     derive_dynamic_int8,
     derive_static_int8,
+    derive_tflite,
     model_from_path,
     model_from_shipped,
     random_model,
@@ -242,7 +243,7 @@ def _derive_tflite(m: BenchModel, precision: str, cfg: BenchConfig, log: Callabl
         return None, why
     log(f"{m.label}: {precision} (converting; cached)")
     try:
-        v = tflite.derive_variant(m, precision.removeprefix("tflite-"), cfg)
+        v = derive_tflite(m, precision.removeprefix("tflite-"), cfg)
     except Exception as exc:  # conversion problems must not sink the whole run
         return None, f"conversion failed: {type(exc).__name__}: {exc}"
     return v, ""

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.what == "crops":
-        from ..train.data import read_landmark_crops
+        from ..annotations import read_landmark_crops
         from ..train.pseudolabel import box_landmark_crops, save_crop_boxes
 
         out = Path(args.out) if args.out else cache_dir() / "landmark_crop_boxes.npz"
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         save_crop_boxes(out, crops, boxes)
         print(f"{int((boxes[:, 0] == boxes[:, 0]).sum())} of {len(crops)} crops boxed -> {out}")
         return 0
-    from ..train.data import read_wider_txt, write_retinaface_labels
+    from ..annotations import read_wider_txt, write_retinaface_labels
     from ..train.pseudolabel import label_training_images
 
     root = resolve(args.images)

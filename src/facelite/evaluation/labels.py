@@ -1,6 +1,6 @@
 """Accuracy of a detector on any labelled image set: your own validation images.
 
-Ground truth is read with the training readers (:mod:`facelite.train.data`), so the same
+Ground truth is read with the readers training uses too (:mod:`facelite.annotations`), so the same
 files serve for training and for measuring:
 
 * a RetinaFace ``label.txt`` (``# path`` lines, then ``x y w h`` + 5 x ``(x y flag)`` + score;
@@ -61,9 +61,9 @@ LANDMARK_THRESHOLD = 0.5
 
 
 def read_labels(path: str | os.PathLike, image_root: str | os.PathLike | None = None, fmt: str = "auto") -> list[Any]:
-    """Labelled images (:class:`facelite.train.data.Sample`) for evaluation: as
-    :func:`facelite.train.data.read_labels`, with WIDER's ``invalid`` faces kept as ignore faces."""
-    from ..train.data import read_labels as read_any
+    """Labelled images (:class:`facelite.annotations.Sample`) for evaluation: as
+    :func:`facelite.annotations.read_labels`, with WIDER's ``invalid`` faces kept as ignore faces."""
+    from ..annotations import read_labels as read_any
 
     return read_any(path, image_root, fmt, invalid="ignore")
 

@@ -260,39 +260,3 @@ def export_tflite(
             tmp_float.unlink()
     write_metadata(out, {**spec.to_metadata(), PRECISION_METADATA_KEY: f"tflite-{kind}", "producer": "facelite"})
     return out
-
-
-# --------------------------------------------------------------------------- the bench's cached variants
-
-
-def derive_variant(model: Any, kind: str, cfg: Any) -> Any:
-    """For :mod:`facelite.bench`: the ``tflite-<kind>`` files of a bench model, one per input size
-    (``S x S``), converted from its float32 ONNX file and cached next to its other derived files."""
-    import hashlib
-
-    from ..bench.models import Variant, calibration_images
-
-    if model.float32 is None:
-        raise ValueError("no float32 ONNX file to convert")
-    folder = model.key_dir(cfg.cache_root)
-    torch_model = None
-    sized: dict[int, Path] = {}
-    images, what = calibration_images(cfg.calibration) if kind == "int8" else ([], "")
-    tag = ""
-    if kind == "int8":
-        digest = hashlib.sha256("\n".join(p.name for p in images).encode()).hexdigest()[:8]
-        tag = f"-n{len(images)}-{digest}"
-    for size in sorted(cfg.sizes):
-        s = -(-size // model.spec.pad_multiple) * model.spec.pad_multiple
-        path = folder / f"tflite-{kind}-{s}x{s}{tag}.tflite"
-        if not path.is_file():
-            if torch_model is None:
-                torch_model = torch_model_from_onnx(model.float32.path)
-            f32 = folder / f"tflite-float32-{s}x{s}.tflite"
-            tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.tflite")
-            export_tflite(torch_model, tmp, kind, (s, s), images, float_model=f32 if f32.is_file() and kind != "float32" else None)
-            tmp.replace(path)
-        sized[size] = path
-    origin = {"float32": "litert-torch conversion", "dynamic-int8": "ai-edge-quantizer dynamic_wi8_afp32 (dynamic range)",
-              "int8": f"ai-edge-quantizer static_wi8_ai8, calibrated on {what}"}[kind]
-    return Variant(f"tflite-{kind}", sized[max(sized)], origin + "; one fixed-shape file per input size", sized=sized)

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..annotations import LandmarkCrop, Sample
 from ..spec import FLIP_PERMUTATION
-from .data import LandmarkCrop, Sample
 
 _INTERPOLATIONS = (cv2.INTER_LINEAR, cv2.INTER_CUBIC, cv2.INTER_AREA, cv2.INTER_NEAREST, cv2.INTER_LANCZOS4)
 

@@ -10,10 +10,10 @@ import torch
 from torch.utils.data import Dataset
 
 from ..anchors import make_anchors
+from ..annotations import LandmarkCrop, Sample
 from ..imageio import load_image
 from ..spec import ModelSpec
 from .augment import AugmentConfig, Labels, augment, mosaic_partners
-from .data import LandmarkCrop, Sample
 from .match import cxcywh_to_xyxy, encode_targets
 
 log = logging.getLogger(__name__)

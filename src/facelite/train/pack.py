@@ -25,10 +25,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..annotations import write_retinaface_labels
 from ..imageio import load_image
 from ..progress import Progress
 from .config import Config, load_config, resolve
-from .data import write_retinaface_labels
 from .teachers import ANCHOR_TEACHERS, teacher_files
 
 log = logging.getLogger(__name__)

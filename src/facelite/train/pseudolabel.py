@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..annotations import LandmarkCrop, Sample
 from ..imageio import load_image
 from ..nms import box_iou
 from ..progress import Progress
-from .data import LandmarkCrop, Sample
 
 log = logging.getLogger(__name__)
 

@@ -18,12 +18,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from ..annotations import Sample, read_labels, read_landmark_crops, read_wider_txt
 from ..paths import cache_dir
 from ..progress import Progress, format_duration
 from ..spec import ModelSpec, default_spec
 from .augment import AugmentConfig
 from .config import Config, resolve
-from .data import Sample, read_labels, read_landmark_crops, read_wider_txt
 from .dataset import FaceDataset, Normalizer
 from .loss import FeatureAdapter, LossWeights, distill_loss, feature_distill_loss, multibox_loss
 from .pseudolabel import attach_crop_boxes

@@ -1,4 +1,4 @@
-"""Training data: readers for the WIDER FACE text format, the RetinaFace ``label.txt`` format,
+"""Face annotations: readers for the WIDER FACE text format, the RetinaFace ``label.txt`` format,
 COCO face annotations and the 5-landmark face crops, and the :class:`Sample` they produce.
 
 Coordinates everywhere are pixels of the image as stored on disk, boxes ``x1 y1 x2 y2``,
@@ -212,7 +212,7 @@ def read_coco_labels(coco_file: str | Path, image_root: str | Path | None = None
 
 
 def _coco_samples(data: dict, root: Path, source: str) -> list[Sample]:
-    from ..spec import LANDMARK_NAMES
+    from .spec import LANDMARK_NAMES
 
     images, annotations, categories = data["images"], data.get("annotations", []), data.get("categories", [])
     faces = [c for c in categories if str(c.get("name", "")).lower() == "face"] or categories
@@ -311,7 +311,7 @@ class LandmarkCrop:
 def read_landmark_crops(landmark_file: str | Path) -> list[LandmarkCrop]:
     """Read ``landmarks.txt`` of ``../shared/data/landmarks5`` (see
     :func:`facelite.evaluation.landmarks.read_landmarks_file`) into crops."""
-    from ..evaluation.landmarks import read_landmarks_file
+    from .evaluation.landmarks import read_landmarks_file
 
     landmark_file = Path(landmark_file)
     names, points = read_landmarks_file(landmark_file)
