@@ -101,3 +101,38 @@ def test_nms_ranked_takes_ranked_boxes_or_a_function():
     assert order[nms_ranked(boxes[order], 0.45)].tolist() == want
     assert order[nms_ranked(lambda a, b: boxes[order[a:b]], 0.45, keep_top_k=20, count=400)].tolist() == want[:20]
     assert nms_ranked(boxes[order], 0.45, keep_top_k=0).tolist() == []
+
+
+def test_opencv_nmsboxes_is_not_the_same_rule():
+    """Why nms.py is not cv2.dnn.NMSBoxes (module doc): where they agree and where they do not. If a
+    newer OpenCV removes a difference, the module doc and DEVELOPERS.md need revisiting."""
+    cv2 = pytest.importorskip("cv2")
+
+    def opencv(boxes, scores, thr, top_k=0):
+        xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], 1).astype(np.float64)
+        return np.asarray(cv2.dnn.NMSBoxes(xywh, scores, 0.0, thr, 1.0, top_k), np.int64).reshape(-1)
+
+    # ordinary boxes with positive scores: the same kept boxes in the same order (ties: lower index
+    # first, as top_k)
+    rng = np.random.default_rng(2)
+    boxes, scores = _random_boxes(rng, 300)
+    scores = np.round(scores, 1).astype(np.float32)
+    positive = np.flatnonzero(scores > 0)
+    for thr in (0.3, 0.4, 0.5):
+        want = nms(boxes, scores, thr)
+        assert opencv(boxes, scores, thr).tolist() == want[scores[want] > 0].tolist()
+    # a score of 0 is never kept: it keeps scores above score_threshold, which must be >= 0
+    assert len(positive) < len(scores) and np.isin(nms(boxes, scores, 0.4), positive).sum() < len(nms(boxes, scores, 0.4))
+    # its top_k caps the candidates going in, not the boxes kept (a duplicate ranks second here)
+    four = np.array([[0, 0, 10, 10], [0, 0, 10, 10], [20, 0, 30, 10], [40, 0, 50, 10]], np.float32)
+    ranked = np.array([0.9, 0.8, 0.7, 0.6], np.float32)
+    assert nms(four, ranked, 0.4, keep_top_k=2).tolist() == [0, 2]
+    assert opencv(four, ranked, 0.4, top_k=2).tolist() == nms(four, ranked, 0.4, pre_top_k=2).tolist() == [0]
+    # an IoU exactly at the threshold in float32 (kept: not above it) is above it in OpenCV's float64
+    pair = np.array([[57.152985, 32.18694, 88.89648, 52.392944], [69.58434, 32.18694, 101.32784, 52.392944]], np.float32)
+    top2 = np.array([0.9, 0.8], np.float32)
+    thr = float(box_iou(pair[:1], pair[1:])[0, 0])
+    assert nms(pair, top2, thr).tolist() == [0, 1] and opencv(pair, top2, thr).tolist() == [0]
+    # two empty boxes: IoU 0 here, 1 in OpenCV
+    empty = np.array([[5, 5, 5, 9], [5, 5, 5, 9]], np.float32)
+    assert nms(empty, top2, 0.5).tolist() == [0, 1] and opencv(empty, top2, 0.5).tolist() == [0]

@@ -40,22 +40,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Unpack
 
 import cv2
 import numpy as np
 
-from ..common import (
-    Detections,
-    MissingDependencyError,
-    Peer,
-    check_bgr,
-    empty_detections,
-    finish,
-    peers_dir,
-    pre_nms_top_k,
-    require_file,
-    resize_longer_side,
-)
+from ..common import MissingDependencyError, Peer, Settings, centred_square, peers_dir, pre_nms_top_k, require_file
 
 OWN_NMS_THRESHOLD = 0.3
 """MediaPipe's ``NonMaxSuppressionCalculator``: ``min_suppression_threshold: 0.3``, weighted."""
@@ -119,18 +109,8 @@ class BlazeFace(Peer):
     own_nms_threshold = OWN_NMS_THRESHOLD
     num_landmarks = 0
 
-    def __init__(
-        self,
-        variant: str = "short",
-        model_path: str | os.PathLike | None = None,
-        input_size: int | None = None,
-        score_threshold: float = 0.02,
-        nms_threshold: float = 0.4,
-        top_k: int = 5000,
-        keep_top_k: int = 750,
-        threads: int | None = 1,
-        interpolation: int | str = "auto",
-    ) -> None:
+    def __init__(self, variant: str = "short", model_path: str | os.PathLike | None = None,
+                 input_size: int | None = None, **settings: Unpack[Settings]) -> None:
         if variant not in VARIANTS:
             raise ValueError(f"BlazeFace variant must be 'short' or 'full', got {variant!r}")
         v = VARIANTS[variant]
@@ -140,8 +120,9 @@ class BlazeFace(Peer):
         self.name = f"blazeface-{variant}"
         self.variant = variant
         self.model_path = require_file(model_path or default_model_path(variant), f"BlazeFace {variant} range")
+        self._configure(size, **settings)
         interpreter = litert_interpreter()
-        self.interpreter = interpreter(model_path=str(self.model_path), num_threads=threads or os.cpu_count() or 1)
+        self.interpreter = interpreter(model_path=str(self.model_path), num_threads=self.threads or os.cpu_count() or 1)
         self.interpreter.allocate_tensors()
         inp = self.interpreter.get_input_details()[0]
         if tuple(inp["shape"]) != (1, size, size, 3):
@@ -156,7 +137,6 @@ class BlazeFace(Peer):
         n = int(self.interpreter.get_output_details()[0]["shape"][1])
         if len(self.anchors) != n or n != v["anchors"]:
             raise ValueError(f"{self.model_path}: {n} outputs per class, {len(self.anchors)} anchors")
-        self._configure(size, score_threshold, nms_threshold, top_k, keep_top_k, threads, interpolation)
 
     def settings(self) -> dict:
         return self._settings(
@@ -168,14 +148,9 @@ class BlazeFace(Peer):
     def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, tuple[float, float], tuple[float, float]]:
         """``(tensor [1,S,S,3] float32 RGB in [-1, 1], (sx, sy), (left, top))``:
         ``input = original * s + offset`` per axis."""
-        s = self.input_size
-        resized, sx, sy, _ = resize_longer_side(image, s, 1, self.interpolation)
-        h, w = resized.shape[:2]
-        left, top = (s - w) // 2, (s - h) // 2
-        canvas = np.zeros((s, s, 3), dtype=np.uint8)
-        canvas[top:top + h, left:left + w] = resized
+        canvas, scale, offset = centred_square(image, self.input_size, self.interpolation, 0)
         rgb = cv2.cvtColor(canvas, cv2.COLOR_BGR2RGB)
-        return (rgb.astype(np.float32) / 127.5 - 1.0)[None], (sx, sy), (left, top)
+        return (rgb.astype(np.float32) / 127.5 - 1.0)[None], scale, offset
 
     def raw(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The network's ``(regressors (N,16), logits (N,))`` for an input tensor."""
@@ -198,11 +173,9 @@ class BlazeFace(Peer):
         kps = r[:, 4:4 + 2 * NUM_KEYPOINTS].reshape(-1, NUM_KEYPOINTS, 2) + centre[:, None, :]
         return boxes, scores[k], kps
 
-    def __call__(self, image: np.ndarray) -> Detections:
-        check_bgr(image)
-        x, scale, offset = self.preprocess(image)
-        boxes, scores, _ = self.decode(*self.raw(x))
-        if len(scores) == 0:
-            return empty_detections(landmarks=False)
-        return finish(boxes, scores, None, image.shape, scale, offset, nms_threshold=self.nms_threshold,
-                      keep_top_k=self.keep_top_k)
+    run = raw
+
+    def candidates(self, x: np.ndarray, outputs: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray, None]:
+        """The boxes and scores of :meth:`decode` (no landmarks: see the module doc)."""
+        boxes, scores, _ = self.decode(*outputs)
+        return boxes, scores, None

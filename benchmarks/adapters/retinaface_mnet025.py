@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Unpack
 
 import numpy as np
 
@@ -25,7 +26,7 @@ from facelite.anchors import anchors_for
 from facelite.codec import decode_boxes, decode_landmarks
 from facelite.spec import ModelSpec
 
-from ..common import nms, ort_session, peers_dir, resize_longer_side
+from ..common import OrtPeer, Settings, empty_detections, padded_input, peers_dir
 
 SPEC = ModelSpec(
     name="retinaface-mnet0.25",
@@ -43,32 +44,19 @@ def default_model_path() -> Path:
     return peers_dir() / "retinaface_mnet025" / "retinaface_mnet025.onnx"
 
 
-class RetinaFaceMnet025:
-    """``image (BGR uint8) -> (boxes xyxy (K,4), scores (K,), landmarks (K,5,2))``, original pixels."""
+class RetinaFaceMnet025(OrtPeer):
+    """``image (BGR uint8) -> (boxes xyxy (K,4), scores (K,), landmarks (K,5,2))``, original pixels.
+
+    As the RetinaFace release's own code: candidates with a score strictly above
+    ``score_threshold``, boxes left in the result when they are empty once clipped; ``nms_plus_one``
+    uses its NMS's ``+1`` area convention."""
 
     name = "retinaface-mnet0.25"
+    drop_empty = False
 
-    def __init__(
-        self,
-        model_path: str | os.PathLike | None = None,
-        input_size: int = 640,
-        score_threshold: float = 0.02,
-        nms_threshold: float = 0.4,
-        top_k: int = 5000,
-        keep_top_k: int = 750,
-        threads: int | None = 1,
-        interpolation: int | str = "auto",
-        nms_plus_one: bool = False,
-    ) -> None:
-        self.model_path = Path(model_path) if model_path is not None else default_model_path()
-        self.session = ort_session(self.model_path, threads)
-        self.input_name = self.session.get_inputs()[0].name
-        self.input_size = input_size
-        self.score_threshold = score_threshold
-        self.nms_threshold = nms_threshold
-        self.top_k = top_k
-        self.keep_top_k = keep_top_k
-        self.interpolation = interpolation
+    def __init__(self, model_path: str | os.PathLike | None = None, nms_plus_one: bool = False,
+                 **settings: Unpack[Settings]) -> None:
+        super().__init__(Path(model_path) if model_path is not None else default_model_path(), **settings)
         self.nms_plus_one = nms_plus_one
         self._mean = np.asarray(SPEC.mean, dtype=np.float32)
 
@@ -84,34 +72,18 @@ class RetinaFaceMnet025:
             "nms_plus_one": self.nms_plus_one,
         }
 
-    def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, float, float]:
-        resized, sx, sy, (ph, pw) = resize_longer_side(image, self.input_size, SPEC.pad_multiple, self.interpolation)
-        h, w = resized.shape[:2]
-        x = np.zeros((1, 3, ph, pw), dtype=np.float32)  # 0 = the mean colour after normalisation
-        x[0, :, :h, :w] = (resized.astype(np.float32) - self._mean).transpose(2, 0, 1)
-        return x, sx, sy
+    def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, tuple[float, float], tuple[float, float]]:
+        """``(tensor [1,3,H,W] float32 BGR - mean, padded with 0 = the mean colour; (sx, sy); (0, 0))``."""
+        return padded_input(image, self.input_size, self.interpolation, lambda bgr: bgr.astype(np.float32) - self._mean,
+                            multiple=SPEC.pad_multiple)
 
-    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError("expected a BGR uint8 HxWx3 image")
-        x, sx, sy = self.preprocess(image)
-        loc, conf, lmk = self.session.run(None, {self.input_name: x})
+    def candidates(self, x: np.ndarray, outputs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        loc, conf, lmk = outputs
         scores = conf[0, :, 1]
         keep = np.flatnonzero(scores > self.score_threshold)
         keep = keep[np.argsort(-scores[keep], kind="stable")][: self.top_k]
         if keep.size == 0:  # (facelite.codec.decode_landmarks cannot reshape an empty array)
-            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32)
+            return empty_detections()
         anchors = anchors_for(SPEC, x.shape[2], x.shape[3])[keep]
-        boxes = decode_boxes(loc[0, keep], anchors, SPEC.variances)
-        points = decode_landmarks(lmk[0, keep], anchors, SPEC.variances)
-        scores = scores[keep]
-        k = nms(boxes, scores, self.nms_threshold, self.nms_plus_one)[: self.keep_top_k]
-        boxes, scores, points = boxes[k], scores[k], points[k]
-        # back to the original image's pixels, boxes clipped to it
-        scale = np.asarray([sx, sy], dtype=np.float32)
-        boxes = (boxes.reshape(-1, 2, 2) / scale).reshape(-1, 4)
-        points = points / scale
-        h, w = image.shape[:2]
-        boxes[:, 0::2] = np.clip(boxes[:, 0::2], 0, w)
-        boxes[:, 1::2] = np.clip(boxes[:, 1::2], 0, h)
-        return boxes.astype(np.float32), scores.astype(np.float32), points.astype(np.float32)
+        return (decode_boxes(loc[0, keep], anchors, SPEC.variances), scores[keep],
+                decode_landmarks(lmk[0, keep], anchors, SPEC.variances))

@@ -17,21 +17,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Unpack
 
 import cv2
 import numpy as np
 
-from ..common import (
-    Detections,
-    OrtPeer,
-    check_bgr,
-    empty_detections,
-    finish,
-    peers_dir,
-    pre_nms_top_k,
-    require_file,
-    resize_longer_side,
-)
+from ..common import OrtPeer, Settings, best_of_levels, padded_input, peers_dir, require_file
 
 STRIDES = (8, 16, 32)
 OWN_NMS_THRESHOLD = 0.4
@@ -52,46 +43,26 @@ class SCRFD(OrtPeer):
     own_nms_threshold = OWN_NMS_THRESHOLD
     num_landmarks = 5
 
-    def __init__(
-        self,
-        variant: str = "0.5g",
-        model_path: str | os.PathLike | None = None,
-        input_size: int = 640,
-        score_threshold: float = 0.02,
-        nms_threshold: float = 0.4,
-        top_k: int = 5000,
-        keep_top_k: int = 750,
-        threads: int | None = 1,
-        interpolation: int | str = "auto",
-    ) -> None:
+    def __init__(self, variant: str = "0.5g", model_path: str | os.PathLike | None = None,
+                 **settings: Unpack[Settings]) -> None:
         self.name = f"scrfd-{variant}"
-        self.model_path = require_file(model_path or default_model_path(variant), f"SCRFD-{variant}")
-        self._open(self.model_path, input_size, score_threshold, nms_threshold, top_k, keep_top_k, threads,
-                   interpolation)
+        super().__init__(require_file(model_path or default_model_path(variant), f"SCRFD-{variant}"), **settings)
         if len(self.session.get_outputs()) != 9:
             raise ValueError(f"{self.model_path}: expected 9 outputs (scores, boxes, keypoints x 3 strides)")
 
     def settings(self) -> dict:
         return self._settings(padding="bottom/right, black")
 
-    def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, float, float]:
-        """``(tensor [1,3,H,W] float32 RGB (x-127.5)/128, sx, sy)``, ``input = original * s``."""
-        resized, sx, sy, (ph, pw) = resize_longer_side(image, self.input_size, 32, self.interpolation)
-        h, w = resized.shape[:2]
-        x = np.full((1, 3, ph, pw), -127.5 / 128.0, dtype=np.float32)  # black padding
-        rgb = cv2.cvtColor(resized, cv2.COLOR_BGR2RGB).astype(np.float32)
-        x[0, :, :h, :w] = ((rgb - 127.5) / 128.0).transpose(2, 0, 1)
-        return x, sx, sy
+    def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, tuple[float, float], tuple[float, float]]:
+        """``(tensor [1,3,H,W] float32 RGB (x-127.5)/128, black padding; (sx, sy); (0, 0))``."""
+        return padded_input(image, self.input_size, self.interpolation, _normalise, fill=-127.5 / 128.0)
 
-    def __call__(self, image: np.ndarray) -> Detections:
-        check_bgr(image)
-        x, sx, sy = self.preprocess(image)
-        outs = self.session.run(None, {self.input_name: x})
-        boxes, scores, points = decode(outs, x.shape[2], x.shape[3], self.score_threshold, self.top_k)
-        if len(scores) == 0:
-            return empty_detections()
-        return finish(boxes, scores, points, image.shape, (sx, sy), nms_threshold=self.nms_threshold,
-                      keep_top_k=self.keep_top_k)
+    def candidates(self, x: np.ndarray, outputs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return decode(outputs, x.shape[2], x.shape[3], self.score_threshold, self.top_k)
+
+
+def _normalise(bgr: np.ndarray) -> np.ndarray:
+    return (cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) - 127.5) / 128.0
 
 
 def decode(
@@ -115,8 +86,4 @@ def decode(
         all_b.append(np.concatenate([c - d[:, 0:2], c + d[:, 2:4]], axis=1))
         all_p.append(c[:, None, :] + outs[i + 6].reshape(-1, 5, 2)[idx] * s)
         all_s.append(scores[idx])
-    if not all_s:
-        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32)
-    boxes, scores, points = np.concatenate(all_b), np.concatenate(all_s), np.concatenate(all_p)
-    k = pre_nms_top_k(scores, score_threshold, top_k)
-    return boxes[k], scores[k], points[k]
+    return best_of_levels(all_b, all_s, all_p, score_threshold, top_k)

@@ -15,20 +15,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Unpack
 
 import cv2
 import numpy as np
 
-from ..common import (
-    Detections,
-    OrtPeer,
-    check_bgr,
-    empty_detections,
-    finish,
-    peers_dir,
-    pre_nms_top_k,
-    require_file,
-)
+from ..common import Detections, OrtPeer, Settings, check_bgr, finish, peers_dir, pre_nms_top_k, require_file
 
 OWN_NMS_THRESHOLD = 0.3
 INPUT_SHAPES = {320: (240, 320), 640: (480, 640)}
@@ -52,24 +44,14 @@ class UltraLightRFB(OrtPeer):
     own_nms_threshold = OWN_NMS_THRESHOLD
     num_landmarks = 0
 
-    def __init__(
-        self,
-        model_path: str | os.PathLike | None = None,
-        input_size: int = 320,
-        score_threshold: float = 0.02,
-        nms_threshold: float = 0.4,
-        top_k: int = 5000,
-        keep_top_k: int = 750,
-        threads: int | None = 1,
-        interpolation: int | str = "auto",
-    ) -> None:
+    def __init__(self, model_path: str | os.PathLike | None = None, input_size: int = 320,
+                 **settings: Unpack[Settings]) -> None:
         if input_size not in INPUT_SHAPES:
             raise ValueError(f"Ultra-Light RFB has a fixed input: input_size must be 320 or 640 (the model's width), "
                              f"got {input_size}")
         self.name = f"ultralight-rfb-{input_size}"
-        self.model_path = require_file(model_path or default_model_path(input_size), f"Ultra-Light RFB-{input_size}")
-        self._open(self.model_path, input_size, score_threshold, nms_threshold, top_k, keep_top_k, threads,
-                   interpolation)
+        super().__init__(require_file(model_path or default_model_path(input_size), f"Ultra-Light RFB-{input_size}"),
+                         input_size=input_size, **settings)
         shape = tuple(self.session.get_inputs()[0].shape[2:])
         if shape != INPUT_SHAPES[input_size]:
             raise ValueError(f"{self.model_path}: input shape {shape}, expected {INPUT_SHAPES[input_size]}")
@@ -90,12 +72,11 @@ class UltraLightRFB(OrtPeer):
         return np.ascontiguousarray(((rgb.astype(np.float32) - 127.0) / 128.0).transpose(2, 0, 1)[None])
 
     def __call__(self, image: np.ndarray) -> Detections:
+        """The boxes come out in 0-1 of the stretched input: straight to the original image's pixels."""
         check_bgr(image)
-        scores, boxes = self.session.run(None, {self.input_name: self.preprocess(image)})
+        scores, boxes = self.run(self.preprocess(image))
         scores = scores[0, :, 1]
         k = pre_nms_top_k(scores, self.score_threshold, self.top_k)
-        if k.size == 0:
-            return empty_detections(landmarks=False)
         ih, iw = image.shape[:2]
         b = boxes[0, k] * np.asarray([iw, ih, iw, ih], dtype=np.float32)  # straight to original pixels
         return finish(b, scores[k], None, image.shape, nms_threshold=self.nms_threshold, keep_top_k=self.keep_top_k)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Unpack
 
 import numpy as np
 
@@ -24,11 +25,13 @@ from ..common import (
     Detections,
     OrtPeer,
     Peer,
+    Settings,
+    best_of_levels,
     check_bgr,
     empty_detections,
     finish,
+    padded_input,
     peers_dir,
-    pre_nms_top_k,
     require_file,
     resize_longer_side,
 )
@@ -54,44 +57,21 @@ class YuNet(OrtPeer):
     own_nms_threshold = OWN_NMS_THRESHOLD
     num_landmarks = 5
 
-    def __init__(
-        self,
-        variant: str = "n",
-        model_path: str | os.PathLike | None = None,
-        input_size: int = 640,
-        score_threshold: float = 0.02,
-        nms_threshold: float = 0.4,
-        top_k: int = 5000,
-        keep_top_k: int = 750,
-        threads: int | None = 1,
-        interpolation: int | str = "auto",
-    ) -> None:
+    def __init__(self, variant: str = "n", model_path: str | os.PathLike | None = None,
+                 **settings: Unpack[Settings]) -> None:
         self.name = f"yunet-{variant}"
-        self.model_path = require_file(model_path or default_model_path(variant), f"YuNet-{variant}")
-        self._open(self.model_path, input_size, score_threshold, nms_threshold, top_k, keep_top_k, threads,
-                   interpolation)
+        super().__init__(require_file(model_path or default_model_path(variant), f"YuNet-{variant}"), **settings)
         self.output_names = [o.name for o in self.session.get_outputs()]
 
     def settings(self) -> dict:
         return self._settings(padding="bottom/right, black")
 
-    def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, float, float]:
-        """``(tensor [1,3,H,W] float32 BGR 0-255, sx, sy)``, ``input = original * s`` per axis."""
-        resized, sx, sy, (ph, pw) = resize_longer_side(image, self.input_size, 32, self.interpolation)
-        h, w = resized.shape[:2]
-        x = np.zeros((1, 3, ph, pw), dtype=np.float32)
-        x[0, :, :h, :w] = resized.transpose(2, 0, 1)
-        return x, sx, sy
+    def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, tuple[float, float], tuple[float, float]]:
+        """``(tensor [1,3,H,W] float32 BGR 0-255, black padding; (sx, sy); (0, 0))``."""
+        return padded_input(image, self.input_size, self.interpolation, lambda bgr: bgr)
 
-    def __call__(self, image: np.ndarray) -> Detections:
-        check_bgr(image)
-        x, sx, sy = self.preprocess(image)
-        out = dict(zip(self.output_names, self.session.run(None, {self.input_name: x})))
-        boxes, scores, points = decode(out, x.shape[2], x.shape[3], self.score_threshold, self.top_k)
-        if len(scores) == 0:
-            return empty_detections()
-        return finish(boxes, scores, points, image.shape, (sx, sy), nms_threshold=self.nms_threshold,
-                      keep_top_k=self.keep_top_k)
+    def candidates(self, x: np.ndarray, outputs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return decode(dict(zip(self.output_names, outputs)), x.shape[2], x.shape[3], self.score_threshold, self.top_k)
 
 
 def decode(
@@ -115,11 +95,7 @@ def decode(
         all_b.append(np.concatenate([centre - half, centre + half], axis=1))
         all_p.append((g[:, None, :] + out[f"kps_{s}"].reshape(-1, 5, 2)[idx]) * s)
         all_s.append(score[idx])
-    if not all_s:
-        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32)
-    boxes, scores, points = np.concatenate(all_b), np.concatenate(all_s), np.concatenate(all_p)
-    k = pre_nms_top_k(scores, score_threshold, top_k)
-    return boxes[k], scores[k], points[k]
+    return best_of_levels(all_b, all_s, all_p, score_threshold, top_k)
 
 
 class YuNetOpenCV(Peer):
@@ -133,29 +109,19 @@ class YuNetOpenCV(Peer):
     own_nms_threshold = OWN_NMS_THRESHOLD
     num_landmarks = 5
 
-    def __init__(
-        self,
-        model_path: str | os.PathLike | None = None,
-        input_size: int = 640,
-        score_threshold: float = 0.02,
-        nms_threshold: float = 0.4,
-        top_k: int = 5000,
-        keep_top_k: int = 750,
-        threads: int | None = 1,
-        interpolation: int | str = "auto",
-    ) -> None:
+    def __init__(self, model_path: str | os.PathLike | None = None, **settings: Unpack[Settings]) -> None:
         import cv2
 
         if not hasattr(cv2, "FaceDetectorYN"):
             raise RuntimeError(f"this OpenCV ({cv2.__version__}) has no cv2.FaceDetectorYN (needs >= 4.5.4)")
         self.name = "yunet-s-opencv"
         self.model_path = require_file(model_path or default_model_path("opencv"), "YuNet for cv2.FaceDetectorYN")
-        if threads:
-            cv2.setNumThreads(threads)
-        self.detector = cv2.FaceDetectorYN.create(str(self.model_path), "", (input_size, input_size),
-                                                  score_threshold, nms_threshold, top_k)
+        self._configure(**settings)
+        if self.threads:
+            cv2.setNumThreads(self.threads)
+        self.detector = cv2.FaceDetectorYN.create(str(self.model_path), "", (self.input_size, self.input_size),
+                                                  self.score_threshold, self.nms_threshold, self.top_k)
         self.backend = f"opencv {cv2.__version__} FaceDetectorYN"
-        self._configure(input_size, score_threshold, nms_threshold, top_k, keep_top_k, threads, interpolation)
         self._size: tuple[int, int] | None = None
 
     def settings(self) -> dict:

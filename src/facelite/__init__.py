@@ -20,13 +20,49 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .alignment import align
-from .detector import FaceDetector
-from .draw import draw_faces
-from .face import Face
-from .imageio import ImageLoadError, load_image, to_bgr
-from .paths import data_path
-from .spec import ModelSpec
+import importlib
+import importlib.util
+from typing import TYPE_CHECKING, Any
+
+# The public names load on first use (PEP 562): ``import facelite`` (and so ``facelite --help``)
+# does not import OpenCV or ONNX Runtime until something needs them.
+_EXPORTS = {
+    "Face": "face",
+    "FaceDetector": "detector",
+    "ImageLoadError": "imageio",
+    "ModelSpec": "spec",
+    "align": "alignment",
+    "data_path": "paths",
+    "draw_faces": "draw",
+    "load_image": "imageio",
+    "to_bgr": "imageio",
+}
+
+if TYPE_CHECKING:
+    from .alignment import align
+    from .detector import FaceDetector
+    from .draw import draw_faces
+    from .face import Face
+    from .imageio import ImageLoadError, load_image, to_bgr
+    from .paths import data_path
+    from .spec import ModelSpec
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(f".{module}", __name__), name)
+    elif not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        value = importlib.import_module(f".{name}", __name__)  # a sub-module: facelite.video, ...
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
 
 __all__ = [
     "Face",
