@@ -55,6 +55,6 @@ def running_server(settings: ServiceSettings) -> Iterator[RunningServer]:
 def small_limits(**overrides) -> Limits:
     """Limits small enough for tests to reach quickly."""
     values = dict(max_body_bytes=2_000_000, max_pixels=4_000_000, header_timeout_s=1.0, body_timeout_s=1.0,
-                  keep_alive_s=1.0, queue=1, max_connections=200)
+                  keep_alive_s=1.0, queue=1, max_connections=400)
     values.update(overrides)
     return Limits(**values)

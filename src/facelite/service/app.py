@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hmac
 import json
-import logging
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -46,8 +45,6 @@ from .pool import DetectorPool, DetectRequest, PoolBusy
 from .upload import IMAGE_FORMATS, encode_image, image_from_body
 
 __all__ = ["ServiceSettings", "create_app"]
-
-log = logging.getLogger("facelite.serve")
 
 API_KEY_HEADER = "X-API-Key"
 STATIC_DIR = resources.files("facelite.service") / "static"

@@ -9,6 +9,7 @@ command line (``facelite serve --max-body-mb --max-pixels ...``) fills it.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from http import HTTPStatus
 
@@ -159,7 +160,7 @@ class BodyBudget:
         self.used = max(0, self.used - n)
 
 
-async def read_body(receive_stream, content_length: str | None, limits: Limits, budget: BodyBudget) -> tuple[bytes, int]:
+async def read_body(receive_stream: AsyncIterator[bytes], content_length: str | None, limits: Limits, budget: BodyBudget) -> tuple[bytes, int]:
     """Read a request body under the limits; ``(body, bytes reserved in budget)``.
 
     The caller gives the reserved bytes back (``budget.give``) once it has done with the body.

@@ -17,7 +17,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
+import numpy as np
+
 from ..detector import FaceDetector
+from ..face import Face
 
 __all__ = ["DetectorPool", "DetectRequest", "PoolBusy"]
 
@@ -98,7 +101,7 @@ class DetectorPool:
             cache.popitem(last=False)
         return detector
 
-    def detect(self, request: DetectRequest, image):
+    def detect(self, request: DetectRequest, image: np.ndarray) -> tuple[list[Face], dict[str, float], FaceDetector]:
         """Run one detection in the calling worker thread: ``(faces, timings_ms, detector)``.
 
         ``image`` is ``H x W x 3`` uint8 BGR; faces are in its pixels. The detector's input size
