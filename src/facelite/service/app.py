@@ -96,8 +96,12 @@ class ServiceSettings:
 
 
 def _model_factory(first: FaceDetector) -> Callable[[str, str], FaceDetector]:
+    """Detectors like ``first`` for other models: shipped ones by name; the server's own model
+    (given by path) under its name and precision."""
+    own = (first.name, first.precision or "float32")
+
     def make(model: str, precision: str) -> FaceDetector:
-        source = first.model_info.path if model == first.name and not first.model_info.shipped else model
+        source = first.model_info.path if (model, precision) == own and not first.model_info.shipped else model
         return FaceDetector(model=source, precision=precision, input_size=first.input_size,
                             score_threshold=first.score_threshold, nms_threshold=first.nms_threshold,
                             threads=first.threads, top_k=first.top_k, keep_top_k=first.keep_top_k,
