@@ -156,6 +156,11 @@ def test_health_models_openapi_docs_page_and_metrics(server, jpeg):
     assert "image/jpeg" in spec["paths"]["/detect"]["post"]["requestBody"]["content"]
     status, ctype, body = request(server.port, "GET", "/docs")
     assert status == 200 and b"openapi.json" in body
+    # offline: the API page's scripts come from this server, never from a CDN
+    assets = re.findall(rb'(?:src|href)="([^"]+)"', body)
+    assert assets and all(a.startswith(b"/docs-static/") for a in assets), assets
+    for asset in assets:
+        assert request(server.port, "GET", asset.decode())[0] == 200
     status, ctype, body = request(server.port, "GET", "/")
     assert status == 200 and ctype.startswith("text/html") and b"app.js" in body
     for name in ("app.js", "style.css"):

@@ -31,8 +31,10 @@ from typing import Annotated, Literal
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
@@ -135,7 +137,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         yield
         pool.close()  # after uvicorn has let the requests in progress finish
 
-    app = FastAPI(title="facelite", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="facelite", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Face and 5-landmark detection. Boxes [x1, y1, x2, y2] and landmarks [x, y] are "
                               "in pixels of the uploaded image (left eye, right eye, nose, left and right mouth "
                               "corner, as seen in the image). Every error is {\"error\": \"...\"}.")
@@ -282,7 +284,16 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     async def page() -> FileResponse:
         return FileResponse(str(STATIC_DIR / "index.html"), media_type="text/html")
 
+    @app.get("/docs", include_in_schema=False)
+    async def api_docs() -> HTMLResponse:
+        # Swagger UI from the swagger-ui-bundle package, not FastAPI's default CDN: works offline
+        return get_swagger_ui_html(openapi_url=app.openapi_url or "/openapi.json", title="facelite API",
+                                   swagger_js_url="/docs-static/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-static/swagger-ui.css",
+                                   swagger_favicon_url="/docs-static/favicon-32x32.png")
+
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    app.mount("/docs-static", StaticFiles(directory=str(swagger_ui_path)), name="docs-static")
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
 
