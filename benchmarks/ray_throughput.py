@@ -1,0 +1,127 @@
+"""Throughput of ``facelite detect`` on a folder: the plain path (``--workers`` decoding threads,
+the network on all cores) against ``--ray`` with 1 and 2 actors (1 thread each), on this machine.
+
+    python -m benchmarks.ray_throughput                       # the WIDER FACE dev split (502 images)
+    python -m benchmarks.ray_throughput --limit 100 --actors 1 2 --input-size 320
+
+Each mode runs ``facelite detect FOLDER --jsonl ...`` in this process. The time counted is the
+whole command (listing, actor start-up and model loading, reading, detection, writing the JSONL);
+the Ray instance itself is started once beforehand (``ray.init``, a few seconds, reported
+separately), as a cluster would already be running. A benchmark, not a test: the numbers depend
+on the machine and on what else runs on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+DEV_IMAGES = Path("data") / "widerface" / "dev" / "images"
+
+
+def _detect(args: list[str]) -> tuple[int, float, str]:
+    from facelite.cli import main
+
+    err = io.StringIO()
+    t = time.perf_counter()
+    with contextlib.redirect_stderr(err):
+        rc = main(["detect", *args])
+    return rc, time.perf_counter() - t, err.getvalue()
+
+
+def run(
+    images: str | os.PathLike[str],
+    limit: int | None = None,
+    actors: tuple[int, ...] = (1, 2),
+    workers: int = 2,
+    input_size: int = 640,
+    model: str = "mobilenetv2-0.35",
+    precision: str = "float32",
+    work_dir: str | os.PathLike[str] | None = None,
+) -> list[dict[str, Any]]:
+    """One row per mode: ``mode`` (plain / ray), ``actors``, ``threads``, ``workers``, ``images``,
+    ``wall_s`` and ``images_per_s`` (of the whole command), ``detector_ms`` (mean per image);
+    ``ray_init_s`` on the first Ray row when this call started Ray."""
+    import ray
+
+    from facelite.commands.detect import iter_images
+
+    files = [str(p) for p, _ in iter_images([str(images)])][:limit]
+    if not files:
+        raise ValueError(f"no images in {images}")
+    work = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="ray-throughput-"))
+    common = ["--model", model, "--precision", precision, "--input-size", str(input_size), "-q"]
+    rows = []
+
+    def row(mode: str, n_actors: int | None, threads: int | None, rc: int, wall: float, err: str) -> dict:
+        if rc not in (0, 1):
+            raise RuntimeError(f"facelite detect ({mode}) failed: {err.strip()}")
+        m = re.search(r"(\d+) images?.*?, ([\d.]+) ms/image in the detector", err)
+        done = int(m.group(1)) if m else 0
+        return {"mode": mode, "actors": n_actors, "threads": threads, "workers": workers if mode == "plain" else None,
+                "images": done, "wall_s": round(wall, 2), "images_per_s": round(done / wall, 2),
+                "detector_ms": float(m.group(2)) if m else None}
+
+    rc, wall, err = _detect([*files, *common, "--workers", str(workers), "--jsonl", str(work / "plain.jsonl")])
+    rows.append(row("plain", None, None, rc, wall, err))
+    started, init_s = False, None
+    if not ray.is_initialized():
+        t = time.perf_counter()
+        ray.init(include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+        started, init_s = True, round(time.perf_counter() - t, 2)
+    try:
+        for n in actors:
+            out = work / f"ray-{n}.jsonl"
+            rc, wall, err = _detect([*files, *common, "--ray", "--ray-actors", str(n), "--threads", "1",
+                                     "--jsonl", str(out)])
+            rows.append(row("ray", n, 1, rc, wall, err))
+    finally:
+        if started:
+            ray.shutdown()
+    if init_s is not None and len(rows) > 1:
+        rows[1]["ray_init_s"] = init_s
+    return rows
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = ["| mode | actors × threads | decoding workers | images | wall s | images/s | detector ms/image |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        who = f"{r['actors']} × {r['threads']}" if r["mode"] == "ray" else "— (all cores)"
+        lines.append(f"| {r['mode']} | {who} | {r['workers'] if r['workers'] is not None else '—'} | {r['images']} | "
+                     f"{r['wall_s']:.1f} | {r['images_per_s']:.1f} | {r['detector_ms']} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from facelite.paths import shared_dir
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--images", type=Path, default=shared_dir() / DEV_IMAGES,
+                   help="folder of images (default: $FACELITE_SHARED/data/widerface/dev/images)")
+    p.add_argument("--limit", type=int, default=None, help="the first N images only")
+    p.add_argument("--actors", type=int, nargs="+", default=[1, 2], help="Ray actor counts (default: 1 2)")
+    p.add_argument("--workers", type=int, default=2, help="decoding threads of the plain path (default: 2)")
+    p.add_argument("--input-size", type=int, default=640)
+    p.add_argument("--model", default="mobilenetv2-0.35")
+    p.add_argument("--precision", default="float32")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON")
+    a = p.parse_args(argv)
+    rows = run(a.images, limit=a.limit, actors=tuple(a.actors), workers=a.workers, input_size=a.input_size,
+               model=a.model, precision=a.precision)
+    print(json.dumps(rows, indent=2) if a.json else table(rows))
+    print(f"{os.cpu_count()} logical cores; {a.model} {a.precision} @{a.input_size}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
