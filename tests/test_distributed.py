@@ -108,6 +108,23 @@ def test_ray_resumes_what_the_jsonl_holds(ray_local, folder, tmp_path, capsys):
     assert _records(jsonl, tmp_path / "img") == _records_of(full, tmp_path / "img")
 
 
+def test_ray_reads_urls_through_pyarrow(ray_local, folder, tmp_path, capsys):
+    common = ["--input-size", "320", "--threads", "1", "-q"]
+    assert main(["detect", str(folder), *common, "--jsonl", str(tmp_path / "plain.jsonl")]) == 1
+    capsys.readouterr()
+    url = f"file://{folder}"  # what s3:// and gs:// go through too (pyarrow.fs), here on the local disk
+    rc = main(["detect", url, *common, "--ray", "--jsonl", str(tmp_path / "url.jsonl"), "--out", str(tmp_path / "img")])
+    err = capsys.readouterr().err
+    assert rc == 1 and f"skipped {url}/broken.jpg: truncated JPEG" in err
+    plain = [dict(r, path="file://" + r["path"]) for r in read_jsonl(tmp_path / "plain.jsonl")]
+    on_ray = list(read_jsonl(tmp_path / "url.jsonl"))
+    for r in plain + on_ray:
+        r.pop("timings_ms")
+    assert [r.pop("annotated") for r in on_ray] == [str(tmp_path / "img" / n) for n in
+                                                     ("astronaut.jpg", "flipped.png", "sub/no_face.webp", "sub/small.jpg")]
+    assert on_ray == plain
+
+
 def _records_of(lines: list[str], out_dir: Path) -> list[dict]:
     out = []
     for line in lines:

@@ -63,6 +63,82 @@ def require_ray() -> Any:
     return ray
 
 
+def is_url(path: str) -> bool:
+    """Whether ``path`` is a URL (``s3://...``, ``gs://...``, ``file:///...``) rather than a local path."""
+    return "://" in path
+
+
+def _filesystem(url: str, cache: dict[str, Any] | None = None) -> tuple[Any, str]:
+    """``(pyarrow file system, path in it)`` of a URL; one file system per scheme and host in ``cache``."""
+    from urllib.parse import urlsplit
+
+    import pyarrow.fs as pafs
+
+    parts = urlsplit(url)
+    key = f"{parts.scheme}://{parts.netloc}"
+    fs = cache.get(key) if cache is not None else None
+    if fs is None:
+        fs, path = pafs.FileSystem.from_uri(url)
+        if cache is not None:
+            cache[key] = fs
+        return fs, path
+    # as from_uri gives it: the host is part of the path for object stores (bucket/key), not for files
+    return fs, parts.path if fs.type_name in ("local", "hdfs") else parts.netloc + parts.path
+
+
+def _url_of(url: str, fs_path: str) -> str:
+    """The URL of ``fs_path``, a path in the file system of ``url``."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.netloc and (fs_path == parts.netloc or fs_path.startswith(parts.netloc + "/")):
+        return f"{parts.scheme}://{fs_path}"  # s3://bucket/key: the path holds the bucket
+    return f"{parts.scheme}://{parts.netloc}{fs_path}"  # file:///abs/path, hdfs://host:port/path
+
+
+def read_url(url: str, cache: dict[str, Any] | None = None) -> bytes:
+    """The bytes of the file at ``url`` (any URL ``pyarrow.fs.FileSystem.from_uri`` opens: ``s3://``,
+    ``gs://``, ``hdfs://``, ``file://``); raises :class:`facelite.imageio.ImageLoadError` (a
+    ValueError) as :func:`facelite.load_image` does for a local file."""
+    import pyarrow.fs as pafs
+
+    from .imageio import ImageLoadError
+
+    try:
+        fs, path = _filesystem(url, cache)
+        kind = fs.get_file_info(path).type
+        if kind not in (pafs.FileType.NotFound, pafs.FileType.Directory):
+            with fs.open_input_stream(path) as f:
+                return f.read()
+    except (OSError, ValueError) as exc:  # pyarrow's I/O errors are OSErrors, a malformed URL a ValueError
+        raise ImageLoadError(f"{url}: cannot read: {exc}") from None
+    if kind == pafs.FileType.NotFound:
+        raise ImageLoadError(f"{url}: no such file")
+    raise ImageLoadError(f"{url}: is a directory, not an image file")
+
+
+def list_url(url: str, extensions: tuple[str, ...]) -> list[tuple[str, str]]:
+    """``(file URL, name relative to url)`` of the files under the folder ``url`` whose names end
+    with one of ``extensions`` (lower case), sorted by path; ``[(url, its file name)]`` when ``url``
+    names a file.
+
+    Raises:
+        FileNotFoundError: nothing at ``url``.
+    """
+    import pyarrow.fs as pafs
+
+    fs, root = _filesystem(url)
+    info = fs.get_file_info(root)
+    if info.type == pafs.FileType.NotFound:
+        raise FileNotFoundError(f"{url}: no such file or folder")
+    if info.type == pafs.FileType.File:
+        return [(url, root.rsplit("/", 1)[-1])]
+    base = root.rstrip("/") + "/"
+    found = fs.get_file_info(pafs.FileSelector(root, recursive=True))
+    files = sorted(i.path for i in found if i.type == pafs.FileType.File and i.path.lower().endswith(extensions))
+    return [(_url_of(url, f), f[len(base):] if f.startswith(base) else f.rsplit("/", 1)[-1]) for f in files]
+
+
 def _column(values: list[Any]) -> np.ndarray:
     """One output column: numbers as a NumPy array of their own dtype; strings, bytes and arrays
     (possibly of different shapes) as an object array (a fixed-width ``S`` dtype would drop
@@ -91,6 +167,7 @@ class FaceDetectorUDF:
                  **detector_options: Any) -> None:
         self.detector = self._load_detector(detector, detector_options)
         self.keep_inputs = keep_inputs
+        self._filesystems: dict[str, Any] = {}
 
     def _load_detector(self, detector: FaceDetector | None, options: dict[str, Any]) -> FaceDetector:
         """Called once, by the constructor."""
@@ -105,6 +182,8 @@ class FaceDetectorUDF:
         (a ValueError) with ``facelite detect``'s messages when it cannot be read."""
         from .imageio import decode_image, load_image, to_bgr
 
+        if data is None and image is None and is_url(path):
+            data = read_url(path, self._filesystems)
         if data is not None:
             return decode_image(bytes(data), max_pixels=self.detector.max_image_pixels, name=path)
         if image is not None:

@@ -178,7 +178,7 @@ def _done_paths(jsonl: Path, command: str, whole_images: bool = False) -> set[st
 
 @os_errors_as_messages
 def run(args: argparse.Namespace) -> int:
-    if args.ray:  # the same records, computed by Ray actors (detect_ray.py)
+    if args.ray or args.ray_address or args.ray_actors:  # the same records, computed by Ray actors (detect_ray.py)
         from .detect_ray import run_ray
 
         return run_ray(args)

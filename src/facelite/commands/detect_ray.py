@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..distributed import RAY_INSTALL, FaceDetectorUDF
+from ..distributed import RAY_INSTALL, FaceDetectorUDF, is_url
 from ._common import positive_int
 
 BATCH_SIZE = 4
@@ -37,10 +37,6 @@ def add_ray_options(p: argparse.ArgumentParser) -> None:
                    "one) instead of starting a local instance")
     g.add_argument("--ray-actors", type=positive_int, metavar="N",
                    help="detector actors (default: the cluster's CPUs / --threads)")
-
-
-def _is_url(path: str) -> bool:
-    return "://" in path
 
 
 class RecordUDF(FaceDetectorUDF):
@@ -85,8 +81,11 @@ def _connect(address: str | None) -> bool:
 
     if ray.is_initialized():
         return False
-    ray.init(address=address or "local", include_dashboard=False, logging_level=logging.ERROR,
-             log_to_driver=False, configure_logging=True)
+    try:
+        ray.init(address=address or "local", include_dashboard=False, logging_level=logging.ERROR,
+                 log_to_driver=False, configure_logging=True)
+    except (ConnectionError, TimeoutError) as exc:
+        raise RuntimeError(f"cannot connect to the Ray cluster at {address}: {exc}") from None
     return True
 
 
@@ -103,6 +102,8 @@ def _quiet_ray_data() -> None:
 
 def run_ray(args: argparse.Namespace, command: str = "detect") -> int:
     """``facelite detect ... --ray``; exit codes as without Ray, 2 when Ray is not installed."""
+    if not args.ray:
+        raise ValueError("--ray-address and --ray-actors go with --ray")
     try:
         from ..distributed import require_ray
 
@@ -118,7 +119,7 @@ def run_ray(args: argparse.Namespace, command: str = "detect") -> int:
 
     if STDIN in args.paths:
         raise ValueError("--ray reads files and URLs, not standard input (-)")
-    urls = [p for p in args.paths if _is_url(p)]
+    urls = [p for p in args.paths if is_url(p)]
     if urls and len(urls) != len(args.paths):
         raise ValueError("with --ray, give either local paths or URLs (s3://...), not both")
     if args.threads is None:
@@ -134,7 +135,7 @@ def run_ray(args: argparse.Namespace, command: str = "detect") -> int:
 
 def _run(args: argparse.Namespace, command: str, ray: Any, urls: list[str]) -> int:
     from ..coco import CocoBuilder, read_jsonl
-    from ..distributed import default_concurrency, map_detector
+    from ..distributed import default_concurrency, list_url, map_detector
     from ..imageio import IMAGE_EXTENSIONS
     from ..progress import Progress
     from ._common import build_detector, model_label, open_jsonl, strip_path_prefix
@@ -143,33 +144,28 @@ def _run(args: argparse.Namespace, command: str, ray: Any, urls: list[str]) -> i
     detector = build_detector(args)
     done_before: set[str] = _done_paths(Path(args.jsonl), command) if args.resume else set()
     used: set[Path] = set()
-    targets: dict[str, Path | None] = {}
-    if urls:  # listed by Ray; output names given in the order the rows arrive
-        ds = ray.data.read_binary_files(urls, include_paths=True,
-                                        file_extensions=[e.lstrip(".") for e in IMAGE_EXTENSIONS])
-        scheme = urls[0].split("://", 1)[0]
-        ds = ds.map_batches(_with_scheme, fn_kwargs={"scheme": scheme}, batch_format="numpy")
-        if done_before:
-            ds = ds.filter(lambda row: str(row["path"]) not in done_before)
-        total = None
-        skipped_done = 0
-    else:  # listed here, exactly as without Ray; the actors read the files
+    targets: list[Path | None] = []  # of the images to do, in order
+    if urls:  # listed here through pyarrow's file systems (what Ray reads with), sorted
+        images: list[tuple[Any, Path]] = [(u, Path(rel)) for url in urls for u, rel in list_url(url, IMAGE_EXTENSIONS)]
+    else:  # listed exactly as without Ray
         images = list(iter_images(args.paths))
-        todo = []
-        for path, rel in images:  # output names are reserved for every input, in order, so a resumed run names alike
-            target = _out_path(args.out, rel, used) if args.out is not None else None
-            if str(path) not in done_before:
-                todo.append(str(path))
-                targets[str(path)] = target
-        total, skipped_done = len(images), len(images) - len(todo)
-        ds = ray.data.from_items([{"path": p} for p in todo])
+    todo = []
+    for path, rel in images:  # output names are reserved for every input, in order, so a resumed run names alike
+        target = _out_path(args.out, rel, used) if args.out is not None else None
+        if str(path) not in done_before:
+            todo.append(str(path))
+            targets.append(target)
+    total, skipped_done = len(images), len(images) - len(todo)
+    # the actors read the files (local paths: from the node's file system; URLs: through pyarrow)
+    ds = ray.data.from_items([{"path": p, "index": i} for i, p in enumerate(todo)]) if todo else None
     actors = args.ray_actors or default_concurrency(args.threads)
     picture = None
     if args.out is not None:
         picture = {"anonymize_method": args.anonymize, "margin": getattr(args, "margin", 0.15),
                    "shape": getattr(args, "shape", "ellipse")}
-    ds = map_detector(ds, RecordUDF, {"detector": detector, "picture": picture},
-                      concurrency=actors, threads=args.threads, batch_size=BATCH_SIZE)
+    if ds is not None:
+        ds = map_detector(ds, RecordUDF, {"detector": detector, "picture": picture},
+                          concurrency=actors, threads=args.threads, batch_size=BATCH_SIZE)
 
     json_out, coco_out = args.json, args.coco
     jsonl = open_jsonl(args.jsonl)
@@ -181,12 +177,12 @@ def _run(args: argparse.Namespace, command: str, ray: Any, urls: list[str]) -> i
     total_ms = 0.0
     t_start = time.perf_counter()
     bar = Progress(total=total, desc=command, unit="img", initial=skipped_done,
-                   enabled=not args.quiet and total != 1, log_interval=10.0)
+                   enabled=not args.quiet and total > 1, log_interval=10.0)
     if skipped_done:
         print(f"facelite {command}: resuming: {skipped_done} of {total} images already in {args.jsonl}",
               file=sys.stderr)
     try:
-        for row in ds.iter_rows():
+        for row in ds.iter_rows() if ds is not None else ():
             path = str(row["path"])
             if row["error"]:
                 failed += 1
@@ -198,8 +194,7 @@ def _run(args: argparse.Namespace, command: str, ray: Any, urls: list[str]) -> i
             total_ms += float(row["total_ms"])
             done += 1
             n_faces += len(record["faces"])
-            target = targets.get(path) if not urls else (
-                _out_path(args.out, _relative(path, urls), used) if args.out is not None else None)
+            target = targets[int(row["index"])]
             if target is not None:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(bytes(row["picture"]))
@@ -256,20 +251,3 @@ def _run(args: argparse.Namespace, command: str, ray: Any, urls: list[str]) -> i
         return 1
     return 1 if failed else 0
 
-
-def _with_scheme(batch: dict, scheme: str) -> dict:
-    """Ray lists remote files without their scheme (``bucket/key``); put it back (``s3://bucket/key``)."""
-    import numpy as np
-
-    paths = [str(p) if "://" in str(p) else f"{scheme}://{p}" for p in batch["path"]]
-    batch["path"] = np.array(paths, dtype=object)
-    return batch
-
-
-def _relative(path: str, urls: list[str]) -> Path:
-    """The output name of a listed URL: relative to the URL given that contains it."""
-    for url in urls:
-        base = url.rstrip("/") + "/"
-        if path.startswith(base):
-            return Path(path[len(base):])
-    return Path(path.rsplit("/", 1)[-1])
