@@ -1,8 +1,9 @@
 """Throughput of ``facelite detect`` on a folder: the plain path (``--workers`` decoding threads,
-the network on all cores) against ``--ray`` with 1 and 2 actors (1 thread each), on this machine.
+the network on all cores, then on 1 thread) against ``--ray`` with 1 and 2 actors (1 thread
+each), on this machine.
 
     python -m benchmarks.ray_throughput                       # the WIDER FACE dev split (502 images)
-    python -m benchmarks.ray_throughput --limit 100 --actors 1 2 --input-size 320
+    python -m benchmarks.ray_throughput --limit 100 --actors 1 2 --input-size 320 --json
 
 Each mode runs ``facelite detect FOLDER --jsonl ...`` in this process. The time counted is the
 whole command (listing, actor start-up and model loading, reading, detection, writing the JSONL);
@@ -38,6 +39,13 @@ def _detect(args: list[str]) -> tuple[int, float, str]:
     return rc, time.perf_counter() - t, err.getvalue()
 
 
+def _load() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 1)
+    except OSError:
+        return None
+
+
 def run(
     images: str | os.PathLike[str],
     limit: int | None = None,
@@ -47,10 +55,13 @@ def run(
     model: str = "mobilenetv2-0.35",
     precision: str = "float32",
     work_dir: str | os.PathLike[str] | None = None,
+    plain_threads: tuple[int | None, ...] = (None, 1),
 ) -> list[dict[str, Any]]:
-    """One row per mode: ``mode`` (plain / ray), ``actors``, ``threads``, ``workers``, ``images``,
-    ``wall_s`` and ``images_per_s`` (of the whole command), ``detector_ms`` (mean per image);
-    ``ray_init_s`` on the first Ray row when this call started Ray."""
+    """One row per mode: ``mode`` (plain with each of ``plain_threads``, None = all cores; then ray
+    with each of ``actors``, 1 thread each), ``actors``, ``threads``, ``workers``, ``images``,
+    ``wall_s`` and ``images_per_s`` (of the whole command), ``detector_ms`` (mean per image),
+    ``load`` (the 1-minute load average before it); ``ray_init_s`` on the first Ray row when this
+    call started Ray."""
     import ray
 
     from facelite.commands.detect import iter_images
@@ -69,10 +80,14 @@ def run(
         done = int(m.group(1)) if m else 0
         return {"mode": mode, "actors": n_actors, "threads": threads, "workers": workers if mode == "plain" else None,
                 "images": done, "wall_s": round(wall, 2), "images_per_s": round(done / wall, 2),
-                "detector_ms": float(m.group(2)) if m else None}
+                "detector_ms": float(m.group(2)) if m else None, "load": load}
 
-    rc, wall, err = _detect([*files, *common, "--workers", str(workers), "--jsonl", str(work / "plain.jsonl")])
-    rows.append(row("plain", None, None, rc, wall, err))
+    for threads in plain_threads:
+        load = _load()
+        extra = ["--threads", str(threads)] if threads is not None else []
+        rc, wall, err = _detect([*files, *common, *extra, "--workers", str(workers),
+                                 "--jsonl", str(work / f"plain-{threads}.jsonl")])
+        rows.append(row("plain", None, threads, rc, wall, err))
     started, init_s = False, None
     if not ray.is_initialized():
         t = time.perf_counter()
@@ -80,6 +95,7 @@ def run(
         started, init_s = True, round(time.perf_counter() - t, 2)
     try:
         for n in actors:
+            load = _load()
             out = work / f"ray-{n}.jsonl"
             rc, wall, err = _detect([*files, *common, "--ray", "--ray-actors", str(n), "--threads", "1",
                                      "--jsonl", str(out)])
@@ -87,18 +103,21 @@ def run(
     finally:
         if started:
             ray.shutdown()
-    if init_s is not None and len(rows) > 1:
-        rows[1]["ray_init_s"] = init_s
+    if init_s is not None and len(rows) > len(plain_threads):
+        rows[len(plain_threads)]["ray_init_s"] = init_s
     return rows
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| mode | actors × threads | decoding workers | images | wall s | images/s | detector ms/image |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| mode | network threads | decoding workers | images | wall s | images/s | detector ms/image | load |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        who = f"{r['actors']} × {r['threads']}" if r["mode"] == "ray" else "— (all cores)"
-        lines.append(f"| {r['mode']} | {who} | {r['workers'] if r['workers'] is not None else '—'} | {r['images']} | "
-                     f"{r['wall_s']:.1f} | {r['images_per_s']:.1f} | {r['detector_ms']} |")
+        if r["mode"] == "ray":
+            mode, who = f"--ray, {r['actors']} actor{'s' if r['actors'] != 1 else ''}", f"{r['threads']} per actor"
+        else:
+            mode, who = "plain", str(r["threads"]) if r["threads"] is not None else "all cores"
+        lines.append(f"| {mode} | {who} | {r['workers'] if r['workers'] is not None else '—'} | {r['images']} | "
+                     f"{r['wall_s']:.1f} | {r['images_per_s']:.1f} | {r['detector_ms']} | {r['load']} |")
     return "\n".join(lines)
 
 
@@ -111,13 +130,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=None, help="the first N images only")
     p.add_argument("--actors", type=int, nargs="+", default=[1, 2], help="Ray actor counts (default: 1 2)")
     p.add_argument("--workers", type=int, default=2, help="decoding threads of the plain path (default: 2)")
+    p.add_argument("--plain-threads", type=int, nargs="*", default=[0, 1],
+                   help="network threads of the plain runs, 0 = all cores (default: 0 1)")
     p.add_argument("--input-size", type=int, default=640)
     p.add_argument("--model", default="mobilenetv2-0.35")
     p.add_argument("--precision", default="float32")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
     a = p.parse_args(argv)
     rows = run(a.images, limit=a.limit, actors=tuple(a.actors), workers=a.workers, input_size=a.input_size,
-               model=a.model, precision=a.precision)
+               model=a.model, precision=a.precision, plain_threads=tuple(t or None for t in a.plain_threads))
     print(json.dumps(rows, indent=2) if a.json else table(rows))
     print(f"{os.cpu_count()} logical cores; {a.model} {a.precision} @{a.input_size}", file=sys.stderr)
     return 0

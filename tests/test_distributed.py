@@ -94,8 +94,9 @@ def test_ray_gives_the_records_of_the_plain_path(ray_local, folder, tmp_path, ca
     assert coco_ray["annotations"] == coco_plain["annotations"] and len(coco_ray["annotations"]) == 3
 
 
-def test_ray_resumes_what_the_jsonl_holds(ray_local, folder, tmp_path, capsys):
-    common = [str(folder), "--input-size", "320", "--threads", "1", "-q", "--out", str(tmp_path / "img")]
+def test_ray_resumes_what_the_jsonl_holds(ray_local, folder, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(folder.parent)  # a relative path: the actors, in Ray's working directory, still find it
+    common = [folder.name, "--input-size", "320", "--threads", "1", "-q", "--out", str(tmp_path / "img")]
     jsonl = tmp_path / "f.jsonl"
     assert main(["detect", *common, "--jsonl", str(jsonl)]) == 1  # the plain path, interrupted after 2
     capsys.readouterr()
@@ -104,6 +105,7 @@ def test_ray_resumes_what_the_jsonl_holds(ray_local, folder, tmp_path, capsys):
     rc = main(["detect", *common, "--jsonl", str(jsonl), "--ray", "--resume"])
     err = capsys.readouterr().err
     assert rc == 1 and "resuming: 2 of 6 images" in err and "removed an unfinished last line" in err
+    assert f"skipped {Path(folder.name) / 'broken.jpg'}: truncated JPEG" in err
     assert "2 images (2 done before)" in err
     assert _records(jsonl, tmp_path / "img") == _records_of(full, tmp_path / "img")
 
@@ -194,6 +196,8 @@ def test_ray_without_the_extra_is_one_line_and_exit_2(folder, monkeypatch, capsy
 def test_throughput_benchmark_runs(ray_local, folder, tmp_path):
     from benchmarks import ray_throughput
 
-    rows = ray_throughput.run(folder, limit=4, actors=(1,), workers=1, input_size=160, work_dir=tmp_path)
+    rows = ray_throughput.run(folder, limit=4, actors=(1,), workers=1, input_size=160, work_dir=tmp_path,
+                              plain_threads=(1,))
     assert [r["mode"] for r in rows] == ["plain", "ray"]
+    assert "| --ray, 1 actor | 1 per actor |" in ray_throughput.table(rows)
     assert all(r["images"] == 3 and r["images_per_s"] > 0 for r in rows)  # the 4th file is broken.jpg

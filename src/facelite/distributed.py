@@ -36,7 +36,9 @@ Output columns (:func:`detect_dataset`): the input columns but ``bytes``/``image
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -159,14 +161,17 @@ class FaceDetectorUDF:
         detector: a :class:`FaceDetector` to use (it is pickled to each actor and loads its model
             there once, checksum verified), or ``None`` to build one from ``detector_options``.
         keep_inputs: keep the ``bytes``/``image`` input columns in the output.
+        base_dir: the folder relative local paths are read from (an actor's working directory is
+            Ray's, not the driver's); ``None``: the actor's working directory.
         detector_options: ``FaceDetector`` arguments (``model``, ``precision``, ``input_size``,
             ``threads``, ...) when ``detector`` is None.
     """
 
     def __init__(self, detector: FaceDetector | None = None, keep_inputs: bool = False,
-                 **detector_options: Any) -> None:
+                 base_dir: str | None = None, **detector_options: Any) -> None:
         self.detector = self._load_detector(detector, detector_options)
         self.keep_inputs = keep_inputs
+        self.base_dir = base_dir
         self._filesystems: dict[str, Any] = {}
 
     def _load_detector(self, detector: FaceDetector | None, options: dict[str, Any]) -> FaceDetector:
@@ -180,7 +185,7 @@ class FaceDetectorUDF:
     def read(self, path: str, data: bytes | None, image: np.ndarray | None) -> np.ndarray:
         """The row's image as ``H x W x 3`` uint8 BGR; raises :class:`facelite.imageio.ImageLoadError`
         (a ValueError) with ``facelite detect``'s messages when it cannot be read."""
-        from .imageio import decode_image, load_image, to_bgr
+        from .imageio import ImageLoadError, decode_image, load_image, to_bgr
 
         if data is None and image is None and is_url(path):
             data = read_url(path, self._filesystems)
@@ -188,7 +193,16 @@ class FaceDetectorUDF:
             return decode_image(bytes(data), max_pixels=self.detector.max_image_pixels, name=path)
         if image is not None:
             return to_bgr(np.asarray(image), order="RGB")
-        return load_image(path, max_pixels=self.detector.max_image_pixels)
+        if self.base_dir is None or os.path.isabs(path):
+            return load_image(path, max_pixels=self.detector.max_image_pixels)
+        where = str(Path(self.base_dir) / path)
+        try:
+            return load_image(where, max_pixels=self.detector.max_image_pixels)
+        except ImageLoadError as exc:  # named as given, as a run in base_dir names it
+            message = str(exc)
+            if message.startswith(where + ": "):
+                raise ImageLoadError(f"{Path(path)}: {message[len(where) + 2:]}") from None
+            raise
 
     def result(self, path: str, image: np.ndarray) -> dict[str, Any]:
         """The output columns of one readable image."""

@@ -7,8 +7,15 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ._common import add_model_options, default_workers, non_negative_int, open_jsonl, os_errors_as_messages
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..detector import FaceDetector
+    from ..face import Face
 
 HELP = "detect faces and 5 landmarks in images"
 
@@ -185,7 +192,8 @@ def run(args: argparse.Namespace) -> int:
     return process_images(args, command="detect")
 
 
-def image_record(path: Path | str, image, faces: list, detector, model: dict | None = None) -> dict:
+def image_record(path: Path | str, image: np.ndarray, faces: list[Face], detector: FaceDetector,
+                 model: dict | None = None) -> dict:
     """The JSON record of one image (``--json``/``--jsonl``/COCO), without the output-file key:
     ``path``, ``width``/``height`` of ``image`` (``H x W x 3``), the faces (``Face.to_dict``), the
     model, input size, tiling and the detector's ``last_timings`` (ms, rounded to µs)."""
@@ -201,7 +209,8 @@ def image_record(path: Path | str, image, faces: list, detector, model: dict | N
     }
 
 
-def output_picture(image, faces: list, anonymize_method: str | None, margin: float = 0.15, shape: str = "ellipse"):
+def output_picture(image: np.ndarray, faces: list[Face], anonymize_method: str | None, margin: float = 0.15,
+                   shape: str = "ellipse") -> np.ndarray:
     """The ``--out`` picture of one image (``H x W x 3`` uint8 BGR): the faces anonymised by
     ``anonymize_method`` (blur/pixelate/fill), or drawn when it is None."""
     if anonymize_method:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -44,8 +45,8 @@ class RecordUDF(FaceDetectorUDF):
     ``picture`` (the ``--out`` image, encoded in the format of its output name, or ``b""``),
     ``total_ms`` and ``error`` (``""`` or why the image was skipped)."""
 
-    def __init__(self, detector: Any, picture: dict[str, Any] | None = None) -> None:
-        super().__init__(detector)
+    def __init__(self, detector: Any, picture: dict[str, Any] | None = None, base_dir: str | None = None) -> None:
+        super().__init__(detector, base_dir=base_dir)
         self.picture = picture
         self.model = self.detector.model_record()
 
@@ -164,7 +165,7 @@ def _run(args: argparse.Namespace, command: str, ray: Any, urls: list[str]) -> i
         picture = {"anonymize_method": args.anonymize, "margin": getattr(args, "margin", 0.15),
                    "shape": getattr(args, "shape", "ellipse")}
     if ds is not None:
-        ds = map_detector(ds, RecordUDF, {"detector": detector, "picture": picture},
+        ds = map_detector(ds, RecordUDF, {"detector": detector, "picture": picture, "base_dir": os.getcwd()},
                           concurrency=actors, threads=args.threads, batch_size=BATCH_SIZE)
 
     json_out, coco_out = args.json, args.coco
