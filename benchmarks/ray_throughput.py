@@ -39,6 +39,14 @@ def _detect(args: list[str]) -> tuple[int, float, str]:
     return rc, time.perf_counter() - t, err.getvalue()
 
 
+def _records(jsonl: Path) -> list[dict]:
+    """The records of a JSONL output without their timings (which differ between any two runs)."""
+    records = [json.loads(line) for line in jsonl.read_text(encoding="utf-8").splitlines()]
+    for r in records:
+        r.pop("timings_ms", None)
+    return records
+
+
 def _load() -> float | None:
     try:
         return round(os.getloadavg()[0], 1)
@@ -60,8 +68,8 @@ def run(
     """One row per mode: ``mode`` (plain with each of ``plain_threads``, None = all cores; then ray
     with each of ``actors``, 1 thread each), ``actors``, ``threads``, ``workers``, ``images``,
     ``wall_s`` and ``images_per_s`` (of the whole command), ``detector_ms`` (mean per image),
-    ``load`` (the 1-minute load average before it); ``ray_init_s`` on the first Ray row when this
-    call started Ray."""
+    ``load`` (the 1-minute load average before it), ``same_records`` (its JSONL equals the first
+    mode's, timings aside); ``ray_init_s`` on the first Ray row when this call started Ray."""
     import ray
 
     from facelite.commands.detect import iter_images
@@ -69,7 +77,11 @@ def run(
     files = [str(p) for p, _ in iter_images([str(images)])][:limit]
     if not files:
         raise ValueError(f"no images in {images}")
-    work = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="ray-throughput-"))
+    if work_dir is None:
+        with tempfile.TemporaryDirectory(prefix="ray-throughput-") as tmp:
+            return run(images, limit=limit, actors=actors, workers=workers, input_size=input_size, model=model,
+                       precision=precision, work_dir=tmp, plain_threads=plain_threads)
+    work = Path(work_dir)
     common = ["--model", model, "--precision", precision, "--input-size", str(input_size), "-q"]
     rows = []
 
@@ -103,21 +115,26 @@ def run(
     finally:
         if started:
             ray.shutdown()
+    outputs = sorted(work.glob("*.jsonl"), key=lambda f: f.stat().st_mtime)
+    reference = _records(outputs[0])
+    for r, out in zip(rows, outputs):
+        r["same_records"] = _records(out) == reference
     if init_s is not None and len(rows) > len(plain_threads):
         rows[len(plain_threads)]["ray_init_s"] = init_s
     return rows
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| mode | network threads | decoding workers | images | wall s | images/s | detector ms/image | load |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| mode | network threads | decoding workers | images | wall s | images/s | detector ms/image | load "
+             "| same records |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         if r["mode"] == "ray":
             mode, who = f"--ray, {r['actors']} actor{'s' if r['actors'] != 1 else ''}", f"{r['threads']} per actor"
         else:
             mode, who = "plain", str(r["threads"]) if r["threads"] is not None else "all cores"
         lines.append(f"| {mode} | {who} | {r['workers'] if r['workers'] is not None else '—'} | {r['images']} | "
-                     f"{r['wall_s']:.1f} | {r['images_per_s']:.1f} | {r['detector_ms']} | {r['load']} |")
+                     f"{r['wall_s']:.1f} | {r['images_per_s']:.1f} | {r['detector_ms']} | {r['load']} | "
+                     f"{'yes' if r.get('same_records') else 'NO'} |")
     return "\n".join(lines)
 
 

@@ -200,4 +200,4 @@ def test_throughput_benchmark_runs(ray_local, folder, tmp_path):
                               plain_threads=(1,))
     assert [r["mode"] for r in rows] == ["plain", "ray"]
     assert "| --ray, 1 actor | 1 per actor |" in ray_throughput.table(rows)
-    assert all(r["images"] == 3 and r["images_per_s"] > 0 for r in rows)  # the 4th file is broken.jpg
+    assert all(r["images"] == 3 and r["images_per_s"] > 0 and r["same_records"] for r in rows)  # 4th: broken.jpg
