@@ -31,8 +31,8 @@ def add_ray_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group(f"Ray: many cores or machines (the ray extra: {RAY_INSTALL})")
     g.add_argument("--ray", action="store_true",
                    help="run the detector in Ray actors (a local Ray instance, or the cluster of --ray-address); "
-                   "PATH may then also be a URL Ray reads (s3://bucket/folder/ ...). --threads is per actor "
-                   "(default 1)")
+                   "PATH may then also be a URL (s3://bucket/folder/, gs://..., file:///...: read through "
+                   "pyarrow.fs by the actors). --threads is per actor (default 1). docs/SCALE.md")
     g.add_argument("--ray-address", metavar="ADDR",
                    help="join this Ray cluster (auto: the one `ray start` runs here; ray://host:10001: a remote "
                    "one) instead of starting a local instance")
