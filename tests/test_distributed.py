@@ -165,7 +165,7 @@ def test_detect_dataset_adds_the_faces_as_columns(ray_local, folder):
     from facelite.distributed import detect_dataset
 
     ds = ray_local.data.read_binary_files(str(folder), include_paths=True)
-    rows = {Path(r["path"]).name: r for r in detect_dataset(ds, concurrency=1, input_size=320).take_all()}
+    rows = {Path(r["path"]).name: r for r in detect_dataset(ds, input_size=320).take_all()}
     assert set(rows) == {"astronaut.jpg", "flipped.png", "small.jpg", "no_face.webp", "broken.jpg", "notes.png"}
     detector = FaceDetector(input_size=320, threads=1)
     for name in ("astronaut.jpg", "flipped.png"):

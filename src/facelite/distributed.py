@@ -19,8 +19,11 @@ Input rows need a ``path`` column (a string) and may have ``bytes`` (the encoded
 :func:`facelite.imageio.decode_image`, EXIF orientation applied, exactly as ``facelite detect``
 reads files) or ``image`` (an already decoded ``H x W x 3`` uint8 **RGB** array, as
 ``ray.data.read_images(..., include_paths=True)`` gives it; its decoder is PIL, whose pixels may
-differ slightly from OpenCV's). With neither, the actor reads the file at ``path`` itself (a local
-or shared file system).
+differ slightly from OpenCV's). With neither, the actor reads ``path`` itself: a URL (``s3://``,
+``gs://``, ``hdfs://``, ``file://``) through ``pyarrow.fs``, a local path from its node's file
+system (relative to ``base_dir``). A dataset of paths only has no read tasks; with
+``read_binary_files``, leave the read tasks a CPU (``concurrency x threads`` below the cluster's
+CPU count), or they wait for one forever.
 
 Output columns (:func:`detect_dataset`): the input columns but ``bytes``/``image``, plus
 
@@ -283,7 +286,8 @@ def detect_dataset(
     Args:
         ds: a ``ray.data.Dataset`` with a ``path`` column and ``bytes`` or ``image`` (or neither:
             then each actor reads ``path`` from its file system).
-        concurrency: number of detector actors (default: the cluster's CPUs // ``threads``).
+        concurrency: number of detector actors (default: the cluster's CPUs less one, for the read
+            tasks, // ``threads``; 1 when Ray is not initialised yet).
         threads: ONNX Runtime threads per actor (each actor reserves that many CPUs).
         batch_size: rows per call of an actor.
         detector: a configured :class:`FaceDetector` to copy to the actors; else one is built
@@ -298,17 +302,17 @@ def detect_dataset(
         raise ValueError("give either detector= or detector options, not both")
     if detector is None:
         detector_options = {**detector_options, "threads": threads}
-    if concurrency is None:
-        concurrency = default_concurrency(threads) if ray.is_initialized() else 1
+    if concurrency is None:  # one CPU left for Ray's read tasks
+        concurrency = default_concurrency(threads, spare_cpus=1) if ray.is_initialized() else 1
     return map_detector(ds, FaceDetectorUDF, {"detector": detector, "keep_inputs": keep_inputs, **detector_options},
                         concurrency=concurrency, threads=threads, batch_size=batch_size)
 
 
-def default_concurrency(threads: int) -> int:
-    """Actors that fit the connected cluster: its CPUs // ``threads``, at least 1."""
+def default_concurrency(threads: int, spare_cpus: int = 0) -> int:
+    """Actors that fit the connected cluster: (its CPUs - ``spare_cpus``) // ``threads``, at least 1."""
     ray = require_ray()
     cpus = int(ray.cluster_resources().get("CPU", 1))
-    return max(1, cpus // max(1, threads))
+    return max(1, (cpus - spare_cpus) // max(1, threads))
 
 
 def faces_of(row: dict[str, Any]) -> Iterable[tuple[np.ndarray, float, np.ndarray]]:
