@@ -178,6 +178,39 @@ class FaceDetector:
         self.spec: ModelSpec = self.backend.spec
         self.last_timings: dict[str, float] = {}
 
+    @classmethod
+    def for_budget(
+        cls,
+        budget_ms: float,
+        input_sizes: tuple[int, ...] = (320, 640),
+        threads: int | None = None,
+        images: list[str | os.PathLike[str]] | None = None,
+        statistic: str = "median",
+        **detector_options: object,
+    ) -> FaceDetector:
+        """The most accurate shipped configuration (width, precision, input size) whose time per
+        image on this machine is within ``budget_ms`` (see :func:`facelite.budget.pick`; the
+        measurement takes a few seconds the first time and is cached per machine and version).
+
+        Args:
+            budget_ms: milliseconds per image, end to end (``statistic``: median or p90).
+            input_sizes: input sizes to consider (320 and/or 640).
+            threads: the ONNX Runtime thread count to measure and to run with.
+            images: image files to time on (default: the bundled sample image).
+            detector_options: other constructor arguments (``score_threshold``, ...).
+
+        Raises:
+            ValueError: no configuration fits; the message names the fastest and its time.
+        """
+        from .budget import pick
+
+        result = pick(budget_ms, input_sizes=input_sizes, threads=threads, images=images, statistic=statistic)
+        if result.chosen is None:
+            f = result.fastest
+            raise ValueError(f"no shipped configuration runs within {budget_ms:g} ms ({statistic}) on this machine; "
+                             f"the fastest is {f.label} at {f.median_ms:.1f} ms median, {f.p90_ms:.1f} ms p90")
+        return cls(**result.chosen.detector_options(), threads=threads, **detector_options)  # type: ignore[arg-type]
+
     # ------------------------------------------------------------------ pickling
 
     def __getstate__(self) -> dict:

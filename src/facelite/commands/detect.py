@@ -7,8 +7,15 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ._common import add_model_options, default_workers, non_negative_int, open_jsonl, os_errors_as_messages
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..detector import FaceDetector
+    from ..face import Face
 
 HELP = "detect faces and 5 landmarks in images"
 
@@ -66,6 +73,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="with --out: write the images with the faces blurred/pixelated/filled instead of annotated",
     )
     add_collection_options(p)
+    from .detect_ray import add_ray_options
+
+    add_ray_options(p)
     p.set_defaults(func=run)
 
 
@@ -175,7 +185,41 @@ def _done_paths(jsonl: Path, command: str, whole_images: bool = False) -> set[st
 
 @os_errors_as_messages
 def run(args: argparse.Namespace) -> int:
+    if args.ray or args.ray_address or args.ray_actors:  # the same records, computed by Ray actors (detect_ray.py)
+        from .detect_ray import run_ray
+
+        return run_ray(args)
     return process_images(args, command="detect")
+
+
+def image_record(path: Path | str, image: np.ndarray, faces: list[Face], detector: FaceDetector,
+                 model: dict | None = None) -> dict:
+    """The JSON record of one image (``--json``/``--jsonl``/COCO), without the output-file key:
+    ``path``, ``width``/``height`` of ``image`` (``H x W x 3``), the faces (``Face.to_dict``), the
+    model, input size, tiling and the detector's ``last_timings`` (ms, rounded to µs)."""
+    return {
+        "path": str(path),
+        "width": int(image.shape[1]),
+        "height": int(image.shape[0]),
+        "faces": [f.to_dict() for f in faces],
+        "model": model if model is not None else detector.model_record(),
+        "input_size": detector.input_size,
+        **detector.tile_record(),
+        "timings_ms": {k: round(v, 3) for k, v in detector.last_timings.items()},
+    }
+
+
+def output_picture(image: np.ndarray, faces: list[Face], anonymize_method: str | None, margin: float = 0.15,
+                   shape: str = "ellipse") -> np.ndarray:
+    """The ``--out`` picture of one image (``H x W x 3`` uint8 BGR): the faces anonymised by
+    ``anonymize_method`` (blur/pixelate/fill), or drawn when it is None."""
+    if anonymize_method:
+        from ..anonymize import anonymize
+
+        return anonymize(image, faces, anonymize_method, margin=margin, shape=shape)
+    from ..draw import draw_faces
+
+    return draw_faces(image, faces)
 
 
 def process_images(args: argparse.Namespace, command: str) -> int:
@@ -241,33 +285,14 @@ def process_images(args: argparse.Namespace, command: str) -> int:
                       flush=True)
                 continue
             faces = detector.detect(image)
-            timings = {k: round(v, 3) for k, v in detector.last_timings.items()}
             total_ms += detector.last_timings["total_ms"]
-            record = {
-                "path": str(path),
-                "width": int(image.shape[1]),
-                "height": int(image.shape[0]),
-                "faces": [f.to_dict() for f in faces],
-                "model": model,
-                "input_size": detector.input_size,
-                **detector.tile_record(),
-                "timings_ms": timings,
-            }
+            record = image_record(path, image, faces, detector, model)
             done += 1
             n_faces += len(faces)
             if target is not None:
                 target.parent.mkdir(parents=True, exist_ok=True)
-                if anonymize_method:
-                    from ..anonymize import anonymize
-
-                    picture = anonymize(
-                        image, faces, anonymize_method,
-                        margin=getattr(args, "margin", 0.15), shape=getattr(args, "shape", "ellipse"),
-                    )
-                else:
-                    from ..draw import draw_faces
-
-                    picture = draw_faces(image, faces)
+                picture = output_picture(image, faces, anonymize_method,
+                                         getattr(args, "margin", 0.15), getattr(args, "shape", "ellipse"))
                 if not cv2.imwrite(str(target), picture):
                     raise RuntimeError(f"could not write {target}")
                 record["anonymized" if anonymize_method else "annotated"] = str(target)

@@ -13,6 +13,13 @@ whether it matches the package's SHA256SUMS); exit code 1 if any is missing or
 corrupt. With MODEL (a shipped name, or the path of an .onnx or .tflite file
 written by `facelite export`): the geometry and input convention the file
 carries in its metadata, which is what the run-time code uses.
+
+With --pick --budget-ms MS: times the shipped configurations (2 widths x 2
+input sizes x float32/int8) on this machine (the bundled sample image, or
+--images; warm-up excluded; a few seconds, cached per machine and version, so
+a second call is instant), prints them with their WIDER FACE dev-split AP, and
+names the most accurate one whose median time per image is within MS, with the
+options to use it; exit code 1 if none fits (the fastest is named).
 """
 
 
@@ -24,6 +31,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", default="float32", choices=("float32", "int8"),
                    help="for a shipped name (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    g = p.add_argument_group("picking a configuration for a latency budget")
+    g.add_argument("--pick", action="store_true", help="measure the shipped configurations here and pick one")
+    g.add_argument("--budget-ms", type=float, metavar="MS", help="with --pick: milliseconds per image")
+    g.add_argument("--input-size", type=int, nargs="+", choices=(320, 640), default=[320, 640],
+                   help="with --pick: input sizes to consider (default: 320 640)")
+    g.add_argument("--threads", type=int, default=None,
+                   help="with --pick: ONNX Runtime threads to measure with (default: all cores)")
+    g.add_argument("--images", nargs="+", metavar="IMAGE",
+                   help="with --pick: images to time on (default: the bundled sample image)")
+    g.add_argument("--p90", action="store_true",
+                   help="with --pick: the 90th-percentile time must be within the budget (default: the median)")
+    g.add_argument("--remeasure", action="store_true", help="with --pick: ignore the cached measurement")
     p.set_defaults(func=run)
 
 
@@ -87,7 +106,28 @@ def _nums(values) -> str:
     return "(" + ", ".join(f"{v:g}" for v in values) + ")"
 
 
+def run_pick(args: argparse.Namespace) -> int:
+    """``facelite models --pick``: 0 when a configuration fits the budget, 1 when none does."""
+    from ..budget import format_table, pick
+
+    if args.budget_ms is None:
+        raise ValueError("--pick needs --budget-ms MS (milliseconds per image)")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    result = pick(args.budget_ms, input_sizes=args.input_size, threads=args.threads, images=args.images,
+                  statistic="p90" if args.p90 else "median", remeasure=args.remeasure,
+                  progress=True)
+    print(json.dumps(result.to_dict(), indent=2) if args.json else format_table(result))
+    return 0 if result.chosen is not None else 1
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.pick:
+        if args.model is not None:
+            raise ValueError("--pick measures the shipped models; give no MODEL with it")
+        return run_pick(args)
+    if args.budget_ms is not None:
+        raise ValueError("--budget-ms goes with --pick")
     if args.model is not None:
         d = describe(args.model, args.precision)
         print(json.dumps(d, indent=2) if args.json else _text(d))

@@ -1,0 +1,254 @@
+"""``facelite detect --ray``: the records of ``facelite detect``, computed by Ray Data actors.
+
+The driver (this process) lists the inputs, skips what ``--resume`` finds in the JSONL file,
+and writes every output (JSONL, JSON, COCO, the ``--out`` pictures) in input order; the actors
+read and decode the images, run one detector each and return, per image, the very record
+``facelite detect`` writes (built by the same :func:`~facelite.commands.detect.image_record`) and
+the encoded ``--out`` picture (drawn by the same :func:`~facelite.commands.detect.output_picture`).
+Without ``--ray-address`` a local Ray instance is started for the run and stopped after it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ..distributed import RAY_INSTALL, FaceDetectorUDF, is_url
+from ._common import positive_int
+
+BATCH_SIZE = 4
+"""Images per actor call: small, so that a slow image holds back little behind it."""
+
+
+def add_ray_options(p: argparse.ArgumentParser) -> None:
+    """``--ray --ray-address --ray-actors`` for ``facelite detect``."""
+    g = p.add_argument_group(f"Ray: many cores or machines (the ray extra: {RAY_INSTALL})")
+    g.add_argument("--ray", action="store_true",
+                   help="run the detector in Ray actors (a local Ray instance, or the cluster of --ray-address); "
+                   "PATH may then also be a URL (s3://bucket/folder/, gs://..., file:///...: read through "
+                   "pyarrow.fs by the actors). --threads is per actor (default 1). docs/SCALE.md")
+    g.add_argument("--ray-address", metavar="ADDR",
+                   help="join this Ray cluster (auto: the one `ray start` runs here; ray://host:10001: a remote "
+                   "one) instead of starting a local instance")
+    g.add_argument("--ray-actors", type=positive_int, metavar="N",
+                   help="detector actors (default: the cluster's CPUs / --threads)")
+
+
+class RecordUDF(FaceDetectorUDF):
+    """Per image: ``record`` (the JSON line of ``facelite detect``, without the output-file key),
+    ``picture`` (the ``--out`` image, encoded in the format of its output name, or ``b""``),
+    ``total_ms`` and ``error`` (``""`` or why the image was skipped)."""
+
+    def __init__(self, detector: Any, picture: dict[str, Any] | None = None, base_dir: str | None = None) -> None:
+        super().__init__(detector, base_dir=base_dir)
+        self.picture = picture
+        self.model = self.detector.model_record()
+
+    def result(self, path: str, image: Any) -> dict[str, Any]:
+        from .detect import image_record
+
+        faces = self.detector.detect(image)
+        record = image_record(path, image, faces, self.detector, self.model)
+        return {"record": json.dumps(record), "picture": self._encode(path, image, faces),
+                "total_ms": float(self.detector.last_timings["total_ms"]), "error": ""}
+
+    def failure(self, path: str, message: str) -> dict[str, Any]:
+        return {"record": "", "picture": b"", "total_ms": 0.0, "error": message}
+
+    def _encode(self, path: str, image: Any, faces: list) -> bytes:
+        if self.picture is None:
+            return b""
+        import cv2
+
+        from .detect import _out_path, output_picture
+
+        suffix = _out_path(Path("."), Path(Path(path).name), set()).suffix  # as the output name has it
+        ok, buf = cv2.imencode(suffix, output_picture(image, faces, **self.picture))
+        if not ok:
+            raise RuntimeError(f"could not encode the output picture of {path} as {suffix}")
+        return buf.tobytes()
+
+
+def _connect(address: str | None) -> bool:
+    """Connect to Ray (a new local instance without an address); True when this call did it
+    (and the caller shuts it down)."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    try:
+        ray.init(address=address or "local", include_dashboard=False, logging_level=logging.ERROR,
+                 log_to_driver=False, configure_logging=True)
+    except (ConnectionError, TimeoutError) as exc:
+        raise RuntimeError(f"cannot connect to the Ray cluster at {address}: {exc}") from None
+    return True
+
+
+def _quiet_ray_data() -> None:
+    import ray.data
+
+    ctx = ray.data.DataContext.get_current()
+    ctx.execution_options.preserve_order = True  # records in input order, as without Ray
+    ctx.enable_progress_bars = False  # facelite's own progress line
+    ctx.print_on_execution_start = False
+    for name in ("ray.data", "ray"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def run_ray(args: argparse.Namespace, command: str = "detect") -> int:
+    """``facelite detect ... --ray``; exit codes as without Ray, 2 when Ray is not installed."""
+    if not args.ray:
+        raise ValueError("--ray-address and --ray-actors go with --ray")
+    try:
+        from ..distributed import require_ray
+
+        ray = require_ray()
+    except ImportError:
+        print(f"facelite {command}: --ray needs Ray Data, which is not installed: {RAY_INSTALL}", file=sys.stderr)
+        return 2
+    if args.anonymize and args.out is None:
+        raise ValueError("--anonymize needs --out DIR (where the anonymised images are written)")
+    if args.resume and (not args.jsonl or args.jsonl == "-"):
+        raise ValueError("--resume needs --jsonl FILE: the finished images are read back from that file")
+    from .detect import STDIN
+
+    if STDIN in args.paths:
+        raise ValueError("--ray reads files and URLs, not standard input (-)")
+    urls = [p for p in args.paths if is_url(p)]
+    if urls and len(urls) != len(args.paths):
+        raise ValueError("with --ray, give either local paths or URLs (s3://...), not both")
+    if args.threads is None:
+        args.threads = 1  # per actor: the actors, not the threads, use the cores
+    started = _connect(args.ray_address)
+    try:
+        _quiet_ray_data()
+        return _run(args, command, ray, urls)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _run(args: argparse.Namespace, command: str, ray: Any, urls: list[str]) -> int:
+    from ..coco import CocoBuilder, read_jsonl
+    from ..distributed import default_concurrency, list_url, map_detector
+    from ..imageio import IMAGE_EXTENSIONS
+    from ..progress import Progress
+    from ._common import build_detector, model_label, open_jsonl, strip_path_prefix
+    from .detect import _done_paths, _out_path, iter_images
+
+    detector = build_detector(args)
+    done_before: set[str] = _done_paths(Path(args.jsonl), command) if args.resume else set()
+    used: set[Path] = set()
+    targets: list[Path | None] = []  # of the images to do, in order
+    if urls:  # listed here through pyarrow's file systems (what Ray reads with), sorted
+        images: list[tuple[Any, Path]] = [(u, Path(rel)) for url in urls for u, rel in list_url(url, IMAGE_EXTENSIONS)]
+    else:  # listed exactly as without Ray
+        images = list(iter_images(args.paths))
+    todo = []
+    for path, rel in images:  # output names are reserved for every input, in order, so a resumed run names alike
+        target = _out_path(args.out, rel, used) if args.out is not None else None
+        if str(path) not in done_before:
+            todo.append(str(path))
+            targets.append(target)
+    total, skipped_done = len(images), len(images) - len(todo)
+    # the actors read the files (local paths: from the node's file system; URLs: through pyarrow)
+    ds = ray.data.from_items([{"path": p, "index": i} for i, p in enumerate(todo)]) if todo else None
+    actors = args.ray_actors or default_concurrency(args.threads)
+    picture = None
+    if args.out is not None:
+        picture = {"anonymize_method": args.anonymize, "margin": getattr(args, "margin", 0.15),
+                   "shape": getattr(args, "shape", "ellipse")}
+    if ds is not None:
+        ds = map_detector(ds, RecordUDF, {"detector": detector, "picture": picture, "base_dir": os.getcwd()},
+                          concurrency=actors, threads=args.threads, batch_size=BATCH_SIZE)
+
+    json_out, coco_out = args.json, args.coco
+    jsonl = open_jsonl(args.jsonl)
+    stdout_busy = jsonl is sys.stdout or json_out == "-"
+    verbose = (args.verbose or total == 1) and not stdout_busy
+    records: list[dict] = []
+    coco = CocoBuilder() if coco_out and not args.resume else None
+    done = failed = n_faces = 0
+    total_ms = 0.0
+    t_start = time.perf_counter()
+    bar = Progress(total=total, desc=command, unit="img", initial=skipped_done,
+                   enabled=not args.quiet and total > 1, log_interval=10.0)
+    if skipped_done:
+        print(f"facelite {command}: resuming: {skipped_done} of {total} images already in {args.jsonl}",
+              file=sys.stderr)
+    try:
+        for row in ds.iter_rows() if ds is not None else ():
+            path = str(row["path"])
+            if row["error"]:
+                failed += 1
+                bar.update(1)
+                print(f"facelite {command}: skipped {path}: {strip_path_prefix(path, row['error'])}",
+                      file=sys.stderr, flush=True)
+                continue
+            record = json.loads(row["record"])
+            total_ms += float(row["total_ms"])
+            done += 1
+            n_faces += len(record["faces"])
+            target = targets[int(row["index"])]
+            if target is not None:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(bytes(row["picture"]))
+                record["anonymized" if args.anonymize else "annotated"] = str(target)
+            if jsonl is not None:  # after the picture: a recorded image is a finished one
+                jsonl.write(json.dumps(record) + "\n")
+                jsonl.flush()
+            if json_out:
+                records.append(record)
+            if coco is not None:
+                coco.add_record(record)
+            if verbose:
+                n = len(record["faces"])
+                print(f"{path}: {n} face{'s' if n != 1 else ''}", flush=True)
+            bar.update(1, faces=n_faces)
+    finally:
+        bar.close()
+        if jsonl is not None and jsonl is not sys.stdout:
+            jsonl.close()
+    if args.resume and (json_out or coco_out):
+        previous = [r for r in read_jsonl(args.jsonl) if isinstance(r, dict) and "path" in r]
+        if json_out:
+            records = previous
+        if coco_out:
+            coco = CocoBuilder()
+            for r in previous:
+                coco.add_record(r)
+    if json_out:
+        text = json.dumps(records, indent=2) + "\n"
+        if json_out == "-":
+            sys.stdout.write(text)
+        else:
+            out = Path(json_out)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            tmp = out.with_name(out.name + ".tmp")
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(out)
+    if coco is not None:
+        coco.write(coco_out)
+    wall = time.perf_counter() - t_start
+    per = f", {total_ms / done:.1f} ms/image in the detector" if done else ""
+    rate = f", {done / wall:.1f} images/s" if done and wall > 0 else ""
+    resumed = f" ({skipped_done} done before)" if skipped_done else ""
+    print(
+        f"facelite {command}: {done} image{'s' if done != 1 else ''}{resumed}, "
+        f"{n_faces} face{'s' if n_faces != 1 else ''}"
+        f"{f', {failed} skipped' if failed else ''} in {wall:.1f} s{rate}{per} "
+        f"({model_label(detector)}; Ray, {actors} actor{'s' if actors != 1 else ''} x {args.threads} "
+        f"thread{'s' if args.threads != 1 else ''})",
+        file=sys.stderr,
+    )
+    if done + failed + skipped_done == 0:
+        print(f"facelite {command}: no images found", file=sys.stderr)
+        return 1
+    return 1 if failed else 0
+
