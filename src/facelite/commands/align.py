@@ -44,9 +44,8 @@ def run(args: argparse.Namespace) -> int:
     import json
     import time
 
-    import cv2
-
     from ..alignment import align
+    from ..fileio import write_image
     from ..prefetch import prefetch_map
     from ..progress import Progress
     from ._common import build_detector, strip_path_prefix
@@ -93,8 +92,7 @@ def run(args: argparse.Namespace) -> int:
                 crop, matrix = align(image, face, args.size, return_matrix=True)
                 target = base.with_name(f"{base.stem}_{k}{base.suffix}")
                 target.parent.mkdir(parents=True, exist_ok=True)
-                if not cv2.imwrite(str(target), crop):
-                    raise RuntimeError(f"could not write {target}")
+                write_image(target, crop)
                 crops += 1
                 record = {"path": str(path), "face": k, "crop": str(target), "size": args.size}
                 record.update(face.to_dict())

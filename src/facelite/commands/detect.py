@@ -183,9 +183,8 @@ def process_images(args: argparse.Namespace, command: str) -> int:
     import json
     import time
 
-    import cv2
-
     from ..coco import CocoBuilder, read_jsonl
+    from ..fileio import write_atomic, write_image
     from ..prefetch import prefetch_map
     from ..progress import Progress
     from ._common import build_detector, model_label, strip_path_prefix
@@ -268,8 +267,7 @@ def process_images(args: argparse.Namespace, command: str) -> int:
                     from ..draw import draw_faces
 
                     picture = draw_faces(image, faces)
-                if not cv2.imwrite(str(target), picture):
-                    raise RuntimeError(f"could not write {target}")
+                write_image(target, picture)
                 record["anonymized" if anonymize_method else "annotated"] = str(target)
             if jsonl is not None:  # after the picture: a recorded image is a finished one
                 jsonl.write(json.dumps(record) + "\n")
@@ -301,9 +299,7 @@ def process_images(args: argparse.Namespace, command: str) -> int:
         else:
             target = Path(json_out)
             target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(target.name + ".tmp")
-            tmp.write_text(text, encoding="utf-8")
-            tmp.replace(target)
+            write_atomic(target, text)
     if coco is not None:
         coco.write(coco_out)
     wall = time.perf_counter() - t_start

@@ -495,10 +495,10 @@ def submission_path(root: str | os.PathLike, name: str) -> Path:
 
 
 def _atomic_write(path: Path, text: str) -> None:
+    from ..fileio import write_atomic
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_atomic(path, text)
 
 
 def write_submission(predictions: Mapping[str, Any], out_dir: str | os.PathLike) -> int:
@@ -615,7 +615,11 @@ def read_bgr(path: str | os.PathLike) -> np.ndarray:
     the stored pixel grid)."""
     import cv2
 
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    try:  # decoded from bytes: OpenCV crashes on file names that are not UTF-8
+        data = np.fromfile(path, np.uint8)
+    except OSError:
+        data = np.zeros(0, np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION) if data.size else None
     if img is None:
         raise FileNotFoundError(f"cannot read image: {path}")
     return img
