@@ -61,7 +61,7 @@ def test_names_that_are_not_utf8_are_written(command, odd_names, random_model_pa
 
 
 def test_video_writer_and_reader_with_a_name_that_is_not_utf8(tmp_path):
-    code = f"""
+    code = """
 import os, sys, numpy as np
 from facelite.video import VideoWriter, VideoSourceError, open_source
 target = os.path.join(sys.argv[1], os.fsdecode(b"v\\xff.avi"))
@@ -152,3 +152,29 @@ def test_write_atomic_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatc
     with pytest.raises(OSError):
         fileio.write_atomic(target, "new\n")
     assert target.read_text() == "old\n" and os.listdir(tmp_path) == ["f.json"]
+
+
+# --------------------------------------------------------------------------- 5: --resume and path spelling
+
+
+@pytest.mark.parametrize("command", ["detect", "align"])
+def test_resume_does_not_depend_on_how_the_folder_is_spelt(command, random_model_path, tmp_path, monkeypatch, capsys):
+    from facelite.cli import main
+
+    (tmp_path / "imgs").mkdir()
+    for name in ("a", "b"):
+        (tmp_path / "imgs" / f"{name}.jpg").write_bytes(data_path("astronaut.jpg").read_bytes())
+    (tmp_path / "linked").symlink_to(tmp_path / "imgs")
+    monkeypatch.chdir(tmp_path)
+    common = ["--model", str(random_model_path), "--input-size", "160", "--threads", "1", "-q",
+              "--jsonl", "f.jsonl", "--out", "out", "--score-threshold", "0.3",
+              *(["--max-faces", "1"] if command == "align" else [])]
+    assert main([command, "imgs", *common]) == 0  # recorded with relative paths, as older versions did
+    recorded = [json.loads(line)["path"] for line in Path("f.jsonl").read_text().splitlines()]
+    assert sorted(set(recorded)) == ["imgs/a.jpg", "imgs/b.jpg"]  # the recorded path stays as given
+    capsys.readouterr()
+    for spelling in (str(tmp_path / "imgs"), "./imgs", "imgs/", "linked"):
+        assert main([command, spelling, *common, "--resume"]) == 0
+        err = capsys.readouterr().err
+        assert "2 of 2 images already in f.jsonl" in err, (spelling, err)
+    assert [json.loads(line)["path"] for line in Path("f.jsonl").read_text().splitlines()] == recorded

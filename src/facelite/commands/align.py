@@ -49,19 +49,19 @@ def run(args: argparse.Namespace) -> int:
     from ..prefetch import prefetch_map
     from ..progress import Progress
     from ._common import build_detector, strip_path_prefix
-    from .detect import _done_paths, _out_path, iter_images, load_input
+    from .detect import _done_paths, _out_path, iter_images, load_input, resume_key
 
     if not 8 <= args.size <= 4096:
         raise ValueError(f"--size must be from 8 to 4096, got {args.size}")
     if args.resume and (not args.jsonl or args.jsonl == "-"):
         raise ValueError("--resume needs --jsonl FILE: the finished images are read back from that file")
     detector = build_detector(args)
-    done_before = _done_paths(Path(args.jsonl), "align", whole_images=True) if args.resume else set()
+    done_before = {resume_key(p) for p in _done_paths(Path(args.jsonl), "align", whole_images=True)} if args.resume else set()
     images = list(iter_images(args.paths))
     used: set[Path] = set()
     # output names are reserved for every input, in order, so a resumed run names alike
     todo = [(path, _out_path(args.out, rel.with_suffix("." + args.format), used)) for path, rel in images]
-    todo = [(path, base) for path, base in todo if str(path) not in done_before]
+    todo = [(path, base) for path, base in todo if resume_key(path) not in done_before]
     if done_before:
         print(f"facelite align: {len(images) - len(todo)} of {len(images)} images already in {args.jsonl}",
               file=sys.stderr)

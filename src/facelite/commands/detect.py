@@ -137,6 +137,15 @@ def _line_start(f, pos: int) -> int:
     return 0
 
 
+def resume_key(path: str | os.PathLike[str]) -> str:
+    """The key under which ``--resume`` finds an image: its absolute path with symlinks resolved,
+    so that ``a/x.jpg``, ``./a/x.jpg``, ``/abs/a/x.jpg`` and a path through a linked folder are
+    the same image (a relative path recorded by an older run is taken relative to the current
+    directory). Standard input (``-``) is its own key."""
+    text = os.fspath(path)
+    return text if text == STDIN else os.path.realpath(text)
+
+
 def _done_paths(jsonl: Path, command: str, whole_images: bool = False) -> set[str]:
     """Paths recorded in an existing JSON Lines file; an unfinished last line (a run killed while
     writing it) is cut off so that new records start on a line of their own.
@@ -199,14 +208,14 @@ def process_images(args: argparse.Namespace, command: str) -> int:
 
     detector = build_detector(args)
     model = detector.model_record()
-    done_before: set[str] = _done_paths(Path(args.jsonl), command) if args.resume else set()
+    done_before = {resume_key(p) for p in _done_paths(Path(args.jsonl), command)} if args.resume else set()
 
     images = list(iter_images(args.paths))
     used: set[Path] = set()
     todo: list[tuple[Path, Path | None]] = []
     for path, rel in images:  # output names are reserved for every input, in order, so a resumed run names alike
         target = _out_path(args.out, rel, used) if args.out is not None else None
-        if str(path) not in done_before:
+        if resume_key(path) not in done_before:
             todo.append((path, target))
     skipped_done = len(images) - len(todo)
 
