@@ -178,3 +178,30 @@ def test_resume_does_not_depend_on_how_the_folder_is_spelt(command, random_model
         err = capsys.readouterr().err
         assert "2 of 2 images already in f.jsonl" in err, (spelling, err)
     assert [json.loads(line)["path"] for line in Path("f.jsonl").read_text().splitlines()] == recorded
+
+
+# --------------------------------------------------------------------------- 8: bench with the run-time install
+
+
+def test_quick_bench_runs_without_the_extras(tmp_path):
+    """``pip install .`` has no onnx, torch, scipy or matplotlib: the shipped files are still timed,
+    and the rows that need an extra say which."""
+    code = """
+import sys
+for mod in ("onnx", "torch", "scipy", "matplotlib", "onnxscript"):
+    sys.modules[mod] = None  # as if not installed
+from facelite.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+    r = _python(code, "bench", "--quick", "--images", "1", "--repeats", "1", "--warmup", "0", "--crowded", "0",
+                "--sizes", "160", "--out", str(tmp_path / "b"), "--cache-dir", str(tmp_path / "c"), "--quiet",
+                cwd=tmp_path, timeout=300)
+    out, err = r.stdout.decode(), r.stderr.decode()
+    assert r.returncode == 0, err[-3000:]  # was ModuleNotFoundError: onnx
+    assert "Traceback" not in err
+    rows = [line for line in out.splitlines() if line.startswith("| mobilenetv2-")]
+    assert any("| float32 |" in line for line in rows) and any("| static-int8 |" in line for line in rows)
+    assert "dynamic-int8: derived from the float32 file: needs the onnx package" in out
+    assert "stages needs the onnx package" in out
+    assert "needs scipy" in out
+    assert json.loads((tmp_path / "b" / "bench.json").read_text())["latency"]
