@@ -205,3 +205,134 @@ sys.exit(main(sys.argv[1:]))
     assert "stages needs the onnx package" in out
     assert "needs scipy" in out
     assert json.loads((tmp_path / "b" / "bench.json").read_text())["latency"]
+
+
+# --------------------------------------------------------------------------- 2, 4: the pixel limit, every format
+
+BOMB_PROBE = """
+import json, resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))  # a regression fails here, not the machine
+from benchmarks.bombs import BOMBS
+from facelite.imageio import load_image
+import tempfile, os, pathlib
+out = {}
+folder = pathlib.Path(tempfile.mkdtemp())
+for name, make in BOMBS.items():
+    path = folder / name
+    path.write_bytes(make())
+    try:
+        load_image(path)
+        out[name] = "decoded"
+    except Exception as exc:
+        out[name] = f"{type(exc).__name__}: {exc}"
+out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps(out))
+"""
+
+
+def test_every_decompression_bomb_is_refused_before_decoding():
+    from benchmarks.bombs import BOMBS
+
+    r = _python(BOMB_PROBE, cwd=Path(__file__).resolve().parents[1], timeout=300)
+    assert r.returncode == 0, r.stderr.decode()[-3000:]
+    out = json.loads(r.stdout.decode().strip().splitlines()[-1])
+    for name in BOMBS:  # before: the JPEG with a stray byte, JPEG 2000 and BigTIFF were decoded first
+        assert out[name].startswith("ImageLoadError") and "over the limit" in out[name], (name, out[name])
+    assert out["peak_rss_mb"] < 1024  # before: 5.2 GB (stray-byte JPEG), 4.4 GB (JPEG 2000), 1.8 GB (BigTIFF)
+
+
+def _png_header(width: int, height: int, depth: int = 8, colour: int = 2) -> bytes:
+    import struct
+    import zlib
+
+    body = b"IHDR" + struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + body + struct.pack(">I", zlib.crc32(body))
+
+
+def test_default_limit_takes_a_200_megapixel_photo_and_counts_decoder_memory():
+    from facelite.imageio import DEFAULT_MAX_PIXELS, ImageLoadError, decode_image
+
+    assert DEFAULT_MAX_PIXELS >= 16330 * 12250
+    # a 200-megapixel header passes the size check (and only then fails: the pixels are missing)
+    with pytest.raises(ImageLoadError, match="truncated PNG"):
+        decode_image(_png_header(16330, 12250))
+    with pytest.raises(ImageLoadError, match="over the limit of 250 megapixels"):
+        decode_image(_png_header(20000, 15000))
+    # 16-bit colour: 6 bytes a pixel; 190 megapixels need 1.14 GB, over 4 bytes x max_pixels
+    with pytest.raises(ImageLoadError, match=r"needs about 1140 MB, over the limit of 1000 MB"):
+        decode_image(_png_header(19000, 10000, depth=16))
+    with pytest.raises(ImageLoadError, match="over the limit"):
+        decode_image(_png_header(100, 100), max_pixels=9999)
+
+
+def test_header_only_and_cut_pnm_files_say_truncated():
+    from facelite.imageio import ImageLoadError, decode_image
+
+    with pytest.raises(ImageLoadError, match=r"truncated PPM \(15 of 30015 bytes\)"):
+        decode_image(b"P6\n100 100\n255\n")  # was "unknown format"
+    with pytest.raises(ImageLoadError, match=r"truncated PGM \(header only, no pixel values\)"):
+        decode_image(b"P2\n4 4\n255\n")
+    with pytest.raises(ImageLoadError, match="truncated PBM header"):
+        decode_image(b"P4\n4 ")
+    with pytest.raises(ImageLoadError, match="truncated PAM header"):
+        decode_image(b"P7\nWIDTH 4\nHEIGHT 4\n")
+
+
+def test_unknown_formats_and_unreadable_headers_are_refused_without_decoding():
+    from facelite.imageio import ImageLoadError, decode_image
+
+    with pytest.raises(ImageLoadError, match=r"unknown format; it reads JPEG, PNG, WebP"):
+        decode_image(b"\x00\x00\x00\x18ftypheic" + b"\x00" * 64)  # HEIC: OpenCV has no decoder here
+    with pytest.raises(ImageLoadError, match="truncated JPEG"):
+        decode_image(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 8 + b"\xff\xd9")  # no frame header
+    with pytest.raises(ImageLoadError, match="corrupt TIFF"):
+        decode_image(b"II*\x00\x08\x00\x00\x00\x00\x00" + b"\x00" * 16)  # no width / height
+    with pytest.raises(ImageLoadError, match="JPEG 2000 with 300 components"):
+        import struct
+
+        siz = b"\xff\x4f\xff\x51" + struct.pack(">HHIIIIIIIIH", 38 + 3 * 300, 0, 8, 8, 0, 0, 8, 8, 0, 0, 300)
+        decode_image(siz + b"\x07\x01\x01" * 300)
+
+
+@pytest.mark.parametrize("ext, grey", [(".jpg", False), (".png", False), (".webp", False), (".bmp", False),
+                                       (".tiff", False), (".jp2", False), (".ppm", False), (".pgm", True),
+                                       (".pbm", True), (".pam", False), (".pfm", False), (".sr", False),
+                                       (".hdr", False), (".gif", False), (".avif", False)])
+def test_every_accepted_format_still_decodes_with_its_size_known(ext, grey):
+    import cv2
+    import numpy as np
+
+    from facelite.imageio import decode_image, read_image_size
+
+    img = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    if grey:
+        img = img[:, :, 0]
+    if ext in (".pfm", ".hdr"):
+        img = img.astype(np.float32) / 255
+    ok, buf = cv2.imencode(ext, img)
+    if not ok:
+        pytest.skip(f"this OpenCV cannot write {ext}")
+    data = buf.tobytes()
+    assert read_image_size(data) == (53, 37)
+    out = decode_image(data)
+    assert out.shape == (37, 53, 3) and out.dtype == np.uint8
+
+
+def test_max_pixels_option_reaches_every_command(random_model_path, tmp_path, capsys):
+    from facelite.cli import main
+    from facelite.commands._common import max_pixels_of
+
+    image = str(data_path("astronaut.jpg"))  # 512 x 512
+    common = ["--model", str(random_model_path), "--input-size", "160", "--threads", "1", "-q"]
+    assert main(["detect", image, *common, "--max-pixels", "1000"]) == 1
+    assert "over the limit of 0.001 megapixels (max_pixels=1000)" in capsys.readouterr().err
+    assert main(["detect", image, *common, "--max-pixels", str(512 * 512)]) == 0
+    assert main(["blur", image, "--out", str(tmp_path / "b"), *common, "--max-pixels", "1000"]) == 1
+    assert main(["align", image, "--out", str(tmp_path / "a"), *common, "--max-pixels", "1000"]) == 1
+    assert main(["video", image, *common[:-1], "--max-pixels", "1000"]) == 1
+    assert "over the limit" in capsys.readouterr().err
+    parser_args = __import__("facelite.cli", fromlist=["build_parser"]).build_parser()
+    for argv in (["eval", "widerface"], ["eval", "landmarks"], ["eval", "labels", "x.txt"]):
+        args = parser_args.parse_args([*argv, "--max-pixels", "0"])
+        assert max_pixels_of(args) is None  # 0: no limit
+    assert max_pixels_of(parser_args.parse_args(["detect", image])) == 250_000_000

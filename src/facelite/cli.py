@@ -39,8 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from .quiet import separate_python_stderr
+
     try:
-        rc = int(args.func(args) or 0)
+        with separate_python_stderr():  # lets imageio silence the image libraries' own prints (facelite/quiet.py)
+            rc = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed stdout shows here, not in the interpreter's exit
         return rc
     except KeyboardInterrupt:

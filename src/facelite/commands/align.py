@@ -35,6 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("png", "jpg"), default="png", help="crop file format (default: png)")
     p.add_argument("--jsonl", metavar="FILE", help="append one JSON line per crop to FILE (- for stdout)")
     add_model_options(p)
+    from ._common import add_max_pixels_option
+
+    add_max_pixels_option(p)
     add_collection_options(p)
     p.set_defaults(func=run)
 

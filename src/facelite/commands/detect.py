@@ -56,6 +56,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders; - reads one image from standard input")
     add_model_options(p)
+    from ._common import add_max_pixels_option
+
+    add_max_pixels_option(p)
     p.add_argument("--out", type=Path, metavar="DIR", help="write annotated images into DIR")
     p.add_argument("--json", metavar="FILE", help="write all records as one JSON list to FILE (- for stdout)")
     p.add_argument("--jsonl", metavar="FILE", help="append one JSON record per image to FILE (- for stdout)")
