@@ -336,3 +336,102 @@ def test_max_pixels_option_reaches_every_command(random_model_path, tmp_path, ca
         args = parser_args.parse_args([*argv, "--max-pixels", "0"])
         assert max_pixels_of(args) is None  # 0: no limit
     assert max_pixels_of(parser_args.parse_args(["detect", image])) == 250_000_000
+
+
+# --------------------------------------------------------------------------- 6: model files given by path
+
+
+def test_exported_and_shipped_models_carry_a_graph_checksum(random_model_path):
+    from facelite.modelfile import CHECKSUM_KEY, read_model_file
+    from facelite.models import MODEL_NAMES, PRECISIONS, shipped_path
+
+    for path in [random_model_path] + [shipped_path(n, p) for n in MODEL_NAMES for p in PRECISIONS]:
+        digest, metadata = read_model_file(path.read_bytes())
+        assert metadata.get(CHECKSUM_KEY) == digest, path
+
+
+def _corrupted_copy(src: Path, dst: Path, count: int = 50) -> Path:
+    onnx = pytest.importorskip("onnx")
+    biggest = max(onnx.load(str(src)).graph.initializer, key=lambda t: len(t.raw_data))
+    data = bytearray(src.read_bytes())
+    at = data.find(biggest.raw_data[:64]) + len(biggest.raw_data) // 2
+    for k in range(count):  # 50 weight bytes, as in the issue
+        data[at + 7 * k] ^= 0x5A
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+def test_corrupted_weights_are_refused(random_model_path, tmp_path):
+    from facelite.detector import FaceDetector
+
+    bad = _corrupted_copy(random_model_path, tmp_path / "bad.onnx")
+    with pytest.raises(ValueError, match="weights do not match their checksum: the file is corrupted"):
+        FaceDetector(model=bad)  # before: loaded, and found hundreds of "faces"
+    r = _facelite(["models", str(bad)], cwd=tmp_path)
+    err = r.stderr.decode()
+    assert r.returncode == 1 and "Traceback" not in err
+    assert err.strip().splitlines() == [f"facelite models: error: {bad}: weights do not match their checksum: "
+                                        "the file is corrupted"]
+
+
+def _with_spec(src: Path, dst: Path, **changes) -> Path:
+    onnx = pytest.importorskip("onnx")
+    proto = onnx.load(str(src))
+    for p in proto.metadata_props:
+        if p.key == "facelite.spec":
+            raw = changes.pop("_raw", None)
+            if raw is None:
+                spec = json.loads(p.value)
+                spec.update(changes)
+                raw = json.dumps(spec)
+            p.value = raw
+    onnx.save(proto, str(dst))  # the graph is unchanged: its checksum still holds
+    return dst
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"pad_multiple": 0}, "pad_multiple must be a positive multiple of the largest stride, got 0"),
+    ({"strides": [0, 16, 32]}, "strides must be positive and increasing"),
+    ({"strides": [8, 16, "x"]}, "strides must hold integers"),
+    ({"variances": [0.1, float("nan")]}, "variances must be (centre, size), finite and > 0"),
+    ({"variances": [0.1, -0.2]}, "variances must be (centre, size), finite and > 0"),
+    ({"std": [1.0, 0.0, 1.0]}, "mean and std need 3 finite values each, std > 0"),
+    ({"mean": [1.0, 2.0]}, "mean and std need 3 finite values each"),
+    ({"min_sizes": [[16, 32], [], [256, 512]]}, "at least one per level"),
+    ({"min_sizes": [[16, 32], [64], [256, 512]]}, "every level needs the same number of anchors"),
+    ({"min_sizes": [[0], [64], [256]]}, "anchor sizes (min_sizes) must be positive"),
+    ({"strides": 8}, "malformed model spec metadata: a value of the wrong type"),
+    ({"_raw": "{not json"}, "malformed model spec metadata: not JSON"),
+    ({"strides": [8, 16, 64], "pad_multiple": 64}, "the metadata does not fit the network"),
+    ({"min_sizes": [[16], [64], [256]]}, "the metadata does not fit the network"),
+])
+def test_malformed_metadata_is_a_one_line_error(changes, message, random_model_path, tmp_path):
+    bad = _with_spec(random_model_path, tmp_path / "bad.onnx", **changes)
+    r = _facelite(["models", str(bad)], cwd=tmp_path)
+    err = r.stderr.decode()
+    assert r.returncode == 1 and "Traceback" not in err, err[-2000:]  # before: ZeroDivisionError etc.
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], lines
+
+
+def test_a_model_without_a_checksum_loads_with_a_warning(random_model_path, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from facelite.detector import FaceDetector
+    from facelite.modelfile import CHECKSUM_KEY, ModelChecksumWarning
+
+    proto = onnx.load(str(random_model_path))
+    keep = [p for p in proto.metadata_props if p.key != CHECKSUM_KEY]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(keep)
+    old = tmp_path / "old.onnx"
+    onnx.save(proto, str(old))
+    with pytest.warns(ModelChecksumWarning, match="no weights checksum"):
+        FaceDetector(model=old, input_size=160)
+    r = _python("import sys; sys.argv[1:] = ['--stamp', sys.argv[1]]; import runpy; "
+                "runpy.run_module('facelite.models', run_name='__main__')", str(old), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr.decode()
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        FaceDetector(model=old, input_size=160)  # stamped: no warning
