@@ -435,3 +435,77 @@ def test_a_model_without_a_checksum_loads_with_a_warning(random_model_path, tmp_
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         FaceDetector(model=old, input_size=160)  # stamped: no warning
+
+
+# --------------------------------------------------------------------------- 7: library noise on standard error
+
+
+def _damaged_files(folder: Path) -> list[Path]:
+    import cv2
+
+    img = cv2.resize(cv2.imread(str(data_path("astronaut.jpg"))), (96, 96))
+    jpeg = cv2.imencode(".jpg", img)[1].tobytes()
+    dht = jpeg.find(b"\xff\xc4")
+    files = {
+        "stray.jpg": jpeg[:dht] + b"\x00\x11\x22" + jpeg[dht:],  # libjpeg: "Corrupt JPEG data: 3 extraneous bytes"
+        "cut-scan.jpg": jpeg[: len(jpeg) * 2 // 3] + b"\xff\xd9",  # libjpeg: "premature end of data segment"
+    }
+    png = bytearray(cv2.imencode(".png", img)[1].tobytes())
+    png[png.find(b"IDAT") + 60] ^= 0xFF  # libpng: "IDAT: CRC error" / zlib errors
+    files["idat.png"] = bytes(png)
+    tiff = cv2.imencode(".tiff", img)[1].tobytes()
+    files["cut.tiff"] = tiff[: len(tiff) // 2]  # libtiff through OpenCV's logger
+    out = []
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+        out.append(folder / name)
+    return out
+
+
+def test_image_library_messages_stay_off_stderr(random_model_path, tmp_path):
+    (tmp_path / "in").mkdir()
+    _damaged_files(tmp_path / "in")
+    r = _facelite(["detect", str(tmp_path / "in"), "--model", str(random_model_path), "--input-size", "160",
+                   "--threads", "1", "--workers", "2", "--score-threshold", "0.99", "-q"], cwd=tmp_path)
+    lines = r.stderr.decode(errors="replace").splitlines()
+    noise = [line for line in lines if not line.startswith("facelite detect: ")]
+    assert noise == []  # before: 5 lines from libjpeg (2), libpng (1) and libtiff (2)
+    assert any("skipped" in line for line in lines)  # facelite's own messages stay
+    assert lines[-1].startswith("facelite detect: ") and "images" in lines[-1]
+
+
+def test_python_messages_during_a_decode_are_not_lost(capfd):
+    """While descriptor 2 is silenced for a decode, Python's sys.stderr still reaches the terminal."""
+    import sys
+    import threading
+
+    from facelite.quiet import decoder_messages_silenced, separate_python_stderr
+
+    with separate_python_stderr():
+        with decoder_messages_silenced():
+            print("from python", file=sys.stderr, flush=True)
+            os.write(2, b"from C\n")  # what libjpeg does
+            t = threading.Thread(target=lambda: print("from a thread", file=sys.stderr, flush=True))
+            t.start()
+            t.join()
+        os.write(2, b"after\n")
+    err = capfd.readouterr().err
+    assert "from python" in err and "from a thread" in err and "after" in err and "from C" not in err
+
+
+# --------------------------------------------------------------------------- the fuzzing command
+
+
+def test_fuzz_100_files(tmp_path):
+    """``python -m benchmarks.fuzz`` on 100 files: every file is detected or a documented error."""
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    r = subprocess.run([sys.executable, "-m", "benchmarks.fuzz", "--files", "100", "--chunk", "50", "--seed", "1",
+                        "--json", str(tmp_path / "fuzz.json"), "--quiet"],
+                       cwd=Path(__file__).resolve().parents[1], env=env, capture_output=True, timeout=120)
+    assert r.returncode == 0, (r.stdout.decode()[-2000:], r.stderr.decode()[-2000:])
+    summary = json.loads((tmp_path / "fuzz.json").read_text())
+    o = summary["outcomes"]
+    assert o["other"] == o["crash"] == o["hang"] == 0 and o["detected"] + o["documented"] == 100
+    assert o["detected"] > 10 and o["documented"] > 10  # both paths were exercised
+    assert summary["stderr_lines"] == 0 and summary["peak_rss_mb"] < 1024
+    assert "| documented error (ImageLoadError) |" in r.stdout.decode()
