@@ -509,3 +509,30 @@ def test_fuzz_100_files(tmp_path):
     assert o["detected"] > 10 and o["documented"] > 10  # both paths were exercised
     assert summary["stderr_lines"] == 0 and summary["peak_rss_mb"] < 1024
     assert "| documented error (ImageLoadError) |" in r.stdout.decode()
+
+
+@pytest.mark.slow
+def test_a_genuine_200_megapixel_jpeg_decodes_at_the_default_limit(tmp_path):
+    """16330 x 12250 (200 MP): accepted by default; the decode's peak memory stays near 1.2 GB."""
+    make = """
+import sys, cv2, numpy as np
+small = cv2.imread(sys.argv[1])
+big = cv2.resize(small, (16330, 12250), interpolation=cv2.INTER_LINEAR)
+ok, buf = cv2.imencode(".jpg", big, [cv2.IMWRITE_JPEG_QUALITY, 90])
+buf.tofile(sys.argv[2])
+"""
+    photo = tmp_path / "200mp.jpg"
+    r = _python(make, str(data_path("astronaut.jpg")), str(photo), timeout=300)
+    assert r.returncode == 0, r.stderr.decode()[-2000:]
+    probe = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+from facelite.imageio import load_image
+image = load_image(sys.argv[1])
+print(image.shape, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+    r = _python(probe, str(photo), timeout=300)
+    assert r.returncode == 0, r.stderr.decode()[-2000:]
+    shape, peak_mb = r.stdout.decode().rsplit(")", 1)
+    assert shape + ")" == "(12250, 16330, 3)"
+    assert float(peak_mb) < 1500  # measured 1230 MB: the 600 MB image and the decoder's copy
