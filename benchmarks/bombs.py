@@ -150,6 +150,14 @@ def _hdr(side: int = 30000) -> bytes:
     return f"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y {side} +X {side}\n".encode() + b"\x80" * 4096
 
 
+def _avif(side: int = 30000) -> bytes:
+    """An AVIF whose image spatial extents (``ispe``) say ``side`` x ``side``."""
+    data = bytearray(encode_small(".avif"))
+    at = data.find(b"ispe")
+    struct.pack_into(">II", data, at + 8, side, side)
+    return bytes(data)
+
+
 BOMBS: dict[str, Callable[[], bytes]] = {
     "jpeg-stray-byte": _jpeg_stray_byte,
     "jpeg-fill-bytes": _jpeg_fill_bytes,
@@ -166,6 +174,7 @@ BOMBS: dict[str, Callable[[], bytes]] = {
     "pfm": _pfm,
     "sunraster": _sunraster,
     "hdr": _hdr,
+    "avif": _avif,
 }
 """Name -> maker of a bomb file (bytes)."""
 

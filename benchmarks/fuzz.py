@@ -4,7 +4,7 @@
     python -m benchmarks.fuzz --files 100 --json out.json
 
 Seeds are the package's sample image at a few sizes, encoded by OpenCV as JPEG (baseline and
-progressive), PNG, WebP (lossy and lossless), BMP, TIFF, JPEG 2000, PPM and GIF, plus the
+progressive), PNG, WebP (lossy and lossless), BMP, TIFF, JPEG 2000, PPM, GIF and AVIF, plus the
 decompression bombs of :mod:`benchmarks.bombs`. Each fuzzed file is one seed with one to three
 mutations: bit flips, random bytes, truncation, inserted or deleted runs (including a stray
 byte before a marker), and header field edits (the width / height fields of each format set to
@@ -75,6 +75,7 @@ def make_seeds() -> dict[str, bytes]:
             "jp2": (".jp2", img, []),
             "ppm": (".ppm", img, []),
             "gif": (".gif", img, []),
+            "avif": (".avif", img, []),
         }
         for name, (ext, pixels, params) in encodings.items():
             try:

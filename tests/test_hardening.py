@@ -265,6 +265,21 @@ def test_default_limit_takes_a_200_megapixel_photo_and_counts_decoder_memory():
         decode_image(_png_header(100, 100), max_pixels=9999)
 
 
+def test_a_small_jpeg_announcing_a_large_image_is_refused_but_flat_large_images_pass():
+    import cv2
+    import numpy as np
+
+    from benchmarks.bombs import _jpeg_fill_bytes
+    from facelite.imageio import ImageLoadError, decode_image
+
+    # 2 KB announcing 12000 x 12000 (144 MP, under the limit): libjpeg would pad it into a grey
+    # image of 432 MB (a mutated bomb of the fuzz run did that, peak RSS 1.1 GB)
+    with pytest.raises(ImageLoadError, match=r"a 12000x12000 JPEG image in \d+ bytes .* damaged, or a decompression bomb"):
+        decode_image(_jpeg_fill_bytes(12000))
+    flat = cv2.imencode(".jpg", np.full((4200, 5000, 3), 90, np.uint8))[1].tobytes()  # 21 MP, ~64 pixels a byte
+    assert decode_image(flat).shape == (4200, 5000, 3)
+
+
 def test_header_only_and_cut_pnm_files_say_truncated():
     from facelite.imageio import ImageLoadError, decode_image
 

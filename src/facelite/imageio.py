@@ -90,11 +90,12 @@ class ImageHeader:
             any whole-image buffers of its own), for the memory budget.
     """
 
-    __slots__ = ("decode_bytes", "format", "height", "width")
+    __slots__ = ("decode_bytes", "format", "height", "max_density", "width")
 
     def __init__(self, format: str, width: int, height: int, bytes_per_pixel: float) -> None:
         self.format, self.width, self.height = format, int(width), int(height)
         self.decode_bytes = int(max(self.width, 0) * max(self.height, 0) * bytes_per_pixel)
+        self.max_density: float | None = None  # most pixels per file byte complete data can give
 
     def __repr__(self) -> str:
         return f"ImageHeader({self.format!r}, {self.width}, {self.height}, decode_bytes={self.decode_bytes})"
@@ -171,7 +172,12 @@ def _jpeg(data: bytes) -> ImageHeader:
             out = 1 if nf == 1 else 3  # OpenCV's result: grey or BGR
             # progressive: libjpeg keeps all coefficients (2 bytes per sample) until the last scan
             per_pixel = out + (2 * samples if marker in _PROGRESSIVE_SOF else 0)
-            return ImageHeader("JPEG", w, h, per_pixel)
+            header = ImageHeader("JPEG", w, h, per_pixel)
+            # libjpeg pads missing entropy-coded data (with a warning), so a tiny file can "decode"
+            # to a huge grey image. Complete data needs about a bit per 8x8 block and component
+            # with Huffman coding (a flat 200 MP image: 64 pixels a byte), less with arithmetic coding.
+            header.max_density = 16384.0 if 0xC9 <= marker <= 0xCF else 1024.0
+            return header
         pos += length
 
 
@@ -236,7 +242,9 @@ _TIFF_TYPES = {1: "B", 3: "H", 4: "I", 16: "Q"}  # BYTE, SHORT, LONG, LONG8
 
 
 def _tiff(data: bytes) -> ImageHeader:
-    """The first directory (the page OpenCV decodes); classic TIFF and BigTIFF."""
+    """The first directory (the page OpenCV decodes); classic TIFF and BigTIFF. A tag given more
+    than once counts with its largest value (libtiff keeps one of them; the estimate must hold
+    whichever), and a tile or strip buffer larger than a row of the image counts on top."""
     end = "<" if data[:2] == b"II" else ">"
     big = data[2:4] in (b"+\x00", b"\x00+")
     if big:
@@ -253,18 +261,23 @@ def _tiff(data: bytes) -> ImageHeader:
     for i in range(count):
         at = first + step * i
         tag, typ, n = struct.unpack_from(end + "HH" + count_fmt, data, at)
-        if tag not in (256, 257, 258, 277) or typ not in _TIFF_TYPES or n < 1:
+        if tag not in (256, 257, 258, 277, 322, 323) or typ not in _TIFF_TYPES or n < 1:
             continue
         fmt = _TIFF_TYPES[typ]
         at_value = at + 4 + struct.calcsize(count_fmt)
         if struct.calcsize(fmt) * n > value_size:  # the values are elsewhere: read the first one there
             (at_value,) = struct.unpack_from(end + ("Q" if big else "I"), data, at_value)
-        (found[tag],) = struct.unpack_from(end + fmt, data, at_value)
+        (value,) = struct.unpack_from(end + fmt, data, at_value)
+        found[tag] = max(found.get(tag, 0), value)
     if 256 not in found or 257 not in found:
         raise _BadHeader("corrupt TIFF (no image width or height in the first directory)")
     bits = max(found.get(258, 8), 8)
     channels = max(found.get(277, 1), 1)
-    return ImageHeader("TIFF", found[256], found[257], max(channels, 3) * bits / 8)
+    per_pixel = max(channels, 3) * bits / 8
+    header = ImageHeader("TIFF", found[256], found[257], per_pixel)
+    tile = found.get(322, 0) * found.get(323, 0) * max(channels, 4) * bits / 8
+    header.decode_bytes += int(tile)
+    return header
 
 
 def _j2k_codestream(data: bytes, at: int) -> ImageHeader:
@@ -367,7 +380,10 @@ def _pam(data: bytes) -> tuple[ImageHeader, int]:
             break
         if line and not line.startswith(b"#"):
             key, _, value = line.partition(b" ")
-            fields[key.upper()] = value.strip()
+            key, value = key.upper(), value.strip()
+            if key in fields and value.isdigit() and fields[key].isdigit():  # given twice: count the larger
+                value = max(value, fields[key], key=int)
+            fields[key] = value
         if pos >= n:
             raise _BadHeader("truncated header (no ENDHDR)")
     try:
@@ -497,8 +513,20 @@ def _check_pixels(width: int, height: int, max_pixels: int | None, what: str) ->
         )
 
 
-def _check_header(header: ImageHeader, max_pixels: int | None, what: str) -> None:
+DENSITY_CHECK_PIXELS = 16_000_000
+"""Images above this size are checked for having enough file bytes for their size (JPEG: at most
+1024 pixels a byte, 16384 with arithmetic coding), as part of the pixel limit."""
+
+
+def _check_header(header: ImageHeader, max_pixels: int | None, what: str, size: int) -> None:
     _check_pixels(header.width, header.height, max_pixels, what)
+    pixels = header.width * header.height
+    if (max_pixels is not None and header.max_density is not None and pixels > DENSITY_CHECK_PIXELS
+            and pixels > header.max_density * size):
+        raise ImageLoadError(
+            f"{what}: a {header.width}x{header.height} {header.format} image in {size} bytes ({pixels / size:.0f} pixels "
+            f"a byte, complete data gives at most {header.max_density:.0f}): damaged, or a decompression bomb"
+        )
     if max_pixels is not None and header.decode_bytes > DECODE_BYTES_PER_PIXEL * max_pixels:
         raise ImageLoadError(
             f"{what}: decoding this {header.width}x{header.height} {header.format} image needs about "
@@ -565,7 +593,7 @@ def _checked_header(data: bytes, max_pixels: int | None, name: str) -> tuple[Ima
         if label not in reason:
             reason = reason.replace(" header", f" {label} header", 1) if " header" in reason else f"{label}: {reason}"
         raise ImageLoadError(f"{name}: {reason}") from None
-    _check_header(header, max_pixels, name)  # before decoding: decompression bombs
+    _check_header(header, max_pixels, name, len(data))  # before decoding: decompression bombs
     return header, need, label
 
 
