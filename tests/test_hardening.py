@@ -139,6 +139,21 @@ def test_json_and_coco_write_through_links_and_pipes(random_model_path, tmp_path
         ["real.json", "real.coco.json", "link.json", "link.coco.json", "pipe.json"])  # no temporary files left
 
 
+def test_json_to_dev_stdout_redirected_to_a_file_writes_into_it(random_model_path, tmp_path):
+    out = tmp_path / "out.json"
+    out.write_text("")
+    inode = out.stat().st_ino
+    code = "import sys; from facelite.cli import main; sys.exit(main(sys.argv[1:]))"
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    with open(out, "w") as f:
+        r = subprocess.run([sys.executable, "-c", code, "detect", str(data_path("astronaut.jpg")), "--json", "/dev/stdout",
+                            "--model", str(random_model_path), "--input-size", "160", "-q"],
+                           stdout=f, stderr=subprocess.PIPE, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr.decode()[-2000:]
+    assert out.stat().st_ino == inode  # the shell's file, not a new one renamed over it
+    assert json.loads(out.read_text())[0]["path"] == str(data_path("astronaut.jpg"))
+
+
 def test_write_atomic_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatch):
     from facelite import fileio
 

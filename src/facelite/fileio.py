@@ -67,8 +67,9 @@ def write_atomic(path: str | os.PathLike[str], data: str | bytes, encoding: str 
     - A regular file, or a path that does not exist yet: written to a temporary file next to
       it and renamed into place (an existing file's permission bits are kept).
     - A symlink: the same for the file it points to (the link itself stays).
-    - Anything else (a named pipe, a device, ``/dev/stdout``): opened and written through,
-      since renaming over it would replace it with a regular file.
+    - Anything else (a named pipe, a device, ``/dev/stdout`` also when it is redirected to a
+      file, anything under ``/dev/`` or ``/proc/``): opened and written through, since renaming
+      over it would replace it with a regular file (or detach a shell's redirection).
 
     Returns the path written (``path`` itself, as given).
     """
@@ -79,7 +80,10 @@ def write_atomic(path: str | os.PathLike[str], data: str | bytes, encoding: str 
         st = os.stat(real)
     except FileNotFoundError:
         st = None
-    if st is not None and not stat.S_ISREG(st.st_mode):
+    # /dev/stdout, /dev/fd/N, /proc/self/fd/N name an open descriptor: even when it is a regular
+    # file (a shell redirection), write into it rather than rename a new file over it
+    special = os.path.abspath(target).startswith(("/dev/", "/proc/"))
+    if st is not None and (special or not stat.S_ISREG(st.st_mode)):
         if stat.S_ISDIR(st.st_mode):
             raise IsADirectoryError(21, "Is a directory", str(target))
         with open(target, "wb") as f:  # a pipe or a device: write through
