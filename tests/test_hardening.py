@@ -457,6 +457,12 @@ def test_a_model_without_a_checksum_loads_with_a_warning(random_model_path, tmp_
     onnx.save(proto, str(old))
     with pytest.warns(ModelChecksumWarning, match="no weights checksum"):
         FaceDetector(model=old, input_size=160)
+    r = _facelite(["models", str(old)], cwd=tmp_path)
+    assert r.returncode == 0
+    assert r.stderr.decode().splitlines() == [f"facelite models: warning: {old}: no weights checksum in its metadata "
+                                              "(exported by an older facelite or another tool): corruption cannot be "
+                                              "detected; export it again, or stamp it with python -m facelite.models "
+                                              "--stamp FILE"]
     r = _python("import sys; sys.argv[1:] = ['--stamp', sys.argv[1]]; import runpy; "
                 "runpy.run_module('facelite.models', run_name='__main__')", str(old), cwd=tmp_path)
     assert r.returncode == 0, r.stderr.decode()
