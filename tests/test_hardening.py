@@ -295,6 +295,18 @@ def test_a_small_jpeg_announcing_a_large_image_is_refused_but_flat_large_images_
     assert decode_image(flat).shape == (4200, 5000, 3)
 
 
+def test_a_gif_frame_larger_than_its_screen_counts():
+    import struct
+
+    from facelite.imageio import ImageLoadError, decode_image
+
+    # no global colour table; a 10 x 10 screen whose first frame is 60000 x 60000
+    gif = (b"GIF89a" + struct.pack("<HHBBB", 10, 10, 0, 0, 0) + b"\x2c" + struct.pack("<HHHHB", 0, 0, 60000, 60000, 0)
+           + b"\x02\x02\x44\x01\x00;")
+    with pytest.raises(ImageLoadError, match="60000x60000 = 3600.0 megapixels, over the limit"):
+        decode_image(gif)
+
+
 def test_header_only_and_cut_pnm_files_say_truncated():
     from facelite.imageio import ImageLoadError, decode_image
 

@@ -207,7 +207,7 @@ def _webp(data: bytes) -> ImageHeader:
 def _gif(data: bytes) -> ImageHeader:
     """The logical screen, grown to the first frame's rectangle if that reaches beyond it."""
     w, h, flags = struct.unpack_from("<HHB", data, 6)
-    pos, n = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0), len(data)
+    pos, n = 13 + ((3 << ((flags & 7) + 1)) if flags & 0x80 else 0), len(data)
     try:
         while pos < n:
             kind = data[pos]
