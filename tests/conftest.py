@@ -92,6 +92,9 @@ def peer_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     for key, value in spec.to_metadata().items():  # (facelite.export.onnx.add_metadata needs torch)
         m.metadata_props.add(key=key, value=value)
+    from facelite.modelfile import stamp_checksum
+
+    stamp_checksum(m)  # the graph checksum facelite's exporter writes
     out = tmp_path_factory.mktemp("peer") / "retinaface-mnet0.25.onnx"
     onnx.save(m, str(out))
     return out

@@ -289,9 +289,9 @@ def write_retinaface_labels(samples: list[Sample], label_file: str | Path, image
                 vals += [x, y, 0.0] if has else [-1.0, -1.0, -1.0]
             vals.append(float(scores[k][j]) if scores is not None else 1.0)
             out.append(" ".join(f"{v:.2f}" for v in vals))
-    tmp = label_file.with_suffix(".tmp")
-    tmp.write_text("\n".join(out) + "\n")
-    tmp.replace(label_file)
+    from .fileio import write_atomic
+
+    write_atomic(label_file, "\n".join(out) + "\n")
 
 
 @dataclass

@@ -39,8 +39,17 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    import warnings
+
+    from .quiet import separate_python_stderr
+
+    def one_line(message, category, filename, lineno, file=None, line=None) -> None:
+        print(f"facelite {args.command}: warning: {message}", file=sys.stderr, flush=True)
+
     try:
-        rc = int(args.func(args) or 0)
+        with separate_python_stderr(), warnings.catch_warnings():  # facelite/quiet.py; warnings in one line
+            warnings.showwarning = one_line
+            rc = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed stdout shows here, not in the interpreter's exit
         return rc
     except KeyboardInterrupt:

@@ -88,13 +88,14 @@ class CocoBuilder:
         }
 
     def write(self, path: str | os.PathLike[str]) -> Path:
-        """Write the JSON file (atomically: a temporary file renamed into place)."""
+        """Write the JSON file (atomically for a regular file: a temporary file renamed into place;
+        through a symlink to its target; straight into a pipe or device, see
+        :func:`facelite.fileio.write_atomic`)."""
+        from .fileio import write_atomic
+
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict()) + "\n", encoding="utf-8")
-        tmp.replace(target)
-        return target
+        return write_atomic(target, json.dumps(self.to_dict()) + "\n")
 
 
 def records_to_coco(records: Iterable[dict]) -> dict:

@@ -12,6 +12,7 @@ instead of assuming it.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 
 METADATA_KEY = "facelite.spec"
@@ -71,21 +72,34 @@ class ModelSpec:
     format_version: int = SPEC_FORMAT_VERSION
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.alpha <= 1.5:
+        def finite(values: tuple[float, ...]) -> bool:
+            return all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
+
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"name must be a non-empty string, got {self.name!r}")
+        if not (finite((self.alpha,)) and 0.0 < self.alpha <= 1.5):
             raise ValueError(f"alpha must be in (0, 1.5], got {self.alpha}")
+        if not self.strides or any(s < 1 for s in self.strides) or list(self.strides) != sorted(set(self.strides)):
+            raise ValueError(f"strides must be positive and increasing, got {list(self.strides)}")
         if len(self.strides) != len(self.min_sizes):
             raise ValueError("strides and min_sizes must have one entry per pyramid level")
+        if any(not level or min(level) < 1 for level in self.min_sizes):
+            raise ValueError(f"anchor sizes (min_sizes) must be positive, at least one per level, got {self.min_sizes}")
         counts = {len(m) for m in self.min_sizes}
         if len(counts) != 1:
             raise ValueError(f"every level needs the same number of anchors, got {self.min_sizes}")
         if self.channel_order not in ("RGB", "BGR"):
             raise ValueError(f"channel_order must be 'RGB' or 'BGR', got {self.channel_order!r}")
-        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
-            raise ValueError("mean and std need 3 values each, std > 0")
-        if len(self.variances) != 2:
-            raise ValueError("variances must be (centre, size)")
-        if self.pad_multiple % max(self.strides) != 0:
-            raise ValueError("pad_multiple must be a multiple of the largest stride")
+        if len(self.mean) != 3 or len(self.std) != 3 or not finite(self.mean + self.std) or min(self.std) <= 0:
+            raise ValueError(f"mean and std need 3 finite values each, std > 0, got {self.mean} and {self.std}")
+        if len(self.variances) != 2 or not finite(self.variances) or min(self.variances) <= 0:
+            raise ValueError(f"variances must be (centre, size), finite and > 0, got {self.variances}")
+        if self.fpn_channels < 1:
+            raise ValueError(f"fpn_channels must be >= 1, got {self.fpn_channels}")
+        if len(self.landmark_names) != len(LANDMARK_NAMES):
+            raise ValueError(f"landmark_names must name {len(LANDMARK_NAMES)} landmarks, got {list(self.landmark_names)}")
+        if self.pad_multiple < 1 or self.pad_multiple % max(self.strides) != 0:
+            raise ValueError(f"pad_multiple must be a positive multiple of the largest stride, got {self.pad_multiple}")
 
     @property
     def anchors_per_location(self) -> int:
@@ -100,7 +114,27 @@ class ModelSpec:
 
     @classmethod
     def from_json(cls, text: str) -> ModelSpec:
-        raw = json.loads(text)
+        """The spec from its JSON text.
+
+        Raises:
+            ValueError: (one line) not JSON, a newer format, unknown fields, a value of the wrong
+                type, or values that fail the checks of the constructor.
+        """
+        try:
+            return cls._from_json(text)
+        except ValueError as exc:
+            raise ValueError(f"malformed model spec metadata: {exc}") from None
+        except (TypeError, AttributeError, KeyError) as exc:
+            raise ValueError(f"malformed model spec metadata: a value of the wrong type ({exc})") from None
+
+    @classmethod
+    def _from_json(cls, text: str) -> ModelSpec:
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not JSON ({exc.msg} at character {exc.pos})") from None
+        if not isinstance(raw, dict):
+            raise ValueError(f"expected a JSON object, got {type(raw).__name__}")
         version = raw.get("format_version", 0)
         if version > SPEC_FORMAT_VERSION:
             raise ValueError(
@@ -112,14 +146,19 @@ class ModelSpec:
         if unknown:
             raise ValueError(f"unknown model spec fields: {sorted(unknown)}")
         tuples = {
-            "strides": tuple(int(s) for s in raw.get("strides", cls.strides)),
-            "min_sizes": tuple(tuple(int(m) for m in lvl) for lvl in raw.get("min_sizes", cls.min_sizes)),
+            "strides": tuple(_integer(s, "strides") for s in raw.get("strides", cls.strides)),
+            "min_sizes": tuple(tuple(_integer(m, "min_sizes") for m in lvl) for lvl in raw.get("min_sizes", cls.min_sizes)),
             "variances": tuple(float(v) for v in raw.get("variances", cls.variances)),
             "mean": tuple(float(v) for v in raw.get("mean", cls.mean)),
             "std": tuple(float(v) for v in raw.get("std", cls.std)),
             "landmark_names": tuple(raw.get("landmark_names", LANDMARK_NAMES)),
         }
         raw.update(tuples)
+        for key in ("pad_multiple", "fpn_channels", "format_version"):
+            if key in raw:
+                raw[key] = _integer(raw[key], key)
+        if "alpha" in raw:
+            raw["alpha"] = float(raw["alpha"])
         return cls(**raw)
 
     def to_metadata(self) -> dict[str, str]:
@@ -134,6 +173,12 @@ class ModelSpec:
                 "(use facelite.export.onnx.export_onnx or `facelite export`)"
             )
         return cls.from_json(metadata[METADATA_KEY])
+
+
+def _integer(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        raise ValueError(f"{what} must hold integers, got {value!r}")
+    return int(value)
 
 
 def default_spec(alpha: float, fpn_channels: int = 64) -> ModelSpec:

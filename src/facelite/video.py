@@ -38,6 +38,7 @@ import cv2
 import numpy as np
 
 from .face import Face
+from .fileio import opencv_can_open
 from .imageio import IMAGE_EXTENSIONS, load_image
 
 __all__ = [
@@ -183,6 +184,10 @@ def _sequence(paths: list[Path], description: str, fps: float | None, max_pixels
 
 
 def _open_capture(target: str | int, description: str, kind: str, fps: float | None) -> FrameSource:
+    if isinstance(target, str) and not opencv_can_open(target):
+        raise VideoSourceError(
+            f"{description}: OpenCV cannot open a file whose name is not valid UTF-8; rename it (or link to it)"
+        )
     with _QuietOpenCV():
         cap = cv2.VideoCapture(target)
         opened = cap.isOpened()
@@ -409,6 +414,8 @@ class VideoWriter:
     The file is opened at the first frame (its size becomes the video's size; later frames of
     another size are resized). The codec follows the extension: ``.mp4``/``.m4v``/``.mov``
     MPEG-4 part 2 (``mp4v``), ``.avi`` Motion JPEG, ``.mkv`` Xvid; ``fourcc`` overrides it.
+    A file name OpenCV cannot take (not valid UTF-8) is written under a temporary name and
+    renamed to ``path`` when the writer is closed.
 
     Raises:
         VideoSourceError: unsupported extension, or OpenCV cannot open a writer for the file.
@@ -438,11 +445,18 @@ class VideoWriter:
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, queue_size))
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
+        self._temp: Path | None = None  # where OpenCV writes when it cannot take self.path
 
     def _open(self, width: int, height: int) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        target = self.path
+        if not opencv_can_open(target):
+            import tempfile
+
+            folder = self.path.parent if opencv_can_open(self.path.parent.absolute()) else Path(tempfile.gettempdir())
+            target = self._temp = folder.absolute() / f".facelite-video-{os.getpid()}-{id(self):x}{self.path.suffix}"
         with _QuietOpenCV():
-            writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (width, height))
+            writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (width, height))
         if not writer.isOpened():
             writer.release()
             raise VideoSourceError(f"cannot write {self.path}: OpenCV could not open a {self.fourcc} video writer for it")
@@ -489,6 +503,11 @@ class VideoWriter:
         if self._writer is not None:
             self._writer.release()
             self._writer = None
+            if self._temp is not None:
+                import shutil
+
+                shutil.move(self._temp, self.path)  # a rename within one file system
+                self._temp = None
         if self._error is not None:
             raise VideoSourceError(f"writing {self.path} failed: {self._error}")
 

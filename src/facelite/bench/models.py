@@ -21,14 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import onnx
-
 from ..export.calibration import calibration_images
 from ..models import MODEL_NAMES, file_sha256, shipped_path
 from ..paths import cache_dir, data_path
 from ..spec import ModelSpec
 
 __all__ = [
+    "ONNX_EXTRA",
     "PRECISIONS",
     "BenchModel",
     "Variant",
@@ -44,6 +43,21 @@ __all__ = [
 PRECISIONS: tuple[str, ...] = ("float32", "dynamic-int8", "static-int8")
 """ONNX Runtime variants, in table order. TFLite variants are ``tflite-<kind>`` (see
 :data:`facelite.export.tflite.KINDS`)."""
+
+ONNX_EXTRA = "needs the onnx package (pip install onnx, or the train extra)"
+"""Why a row needs more than the run-time install: the derived int8 files (quantization), parameter
+and MAC counts and the stage split read or rewrite the ONNX graph with ``onnx``; the shipped
+float32 and int8 files are timed with ONNX Runtime alone."""
+
+
+def have_onnx() -> bool:
+    """True when the ``onnx`` package can be imported (it is not part of the run-time install)."""
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
 
 WEIGHTS_METADATA_KEY = "facelite.weights"
 """Metadata key set to ``"random"`` on the random-weight models the bench exports."""
@@ -107,7 +121,13 @@ class BenchModel:
 
 
 def _metadata(path: Path) -> dict[str, str]:
-    return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    """The file's metadata, read with ONNX Runtime (the run-time install has no ``onnx``)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return dict(session.get_modelmeta().custom_metadata_map)
 
 
 def _atomic_target(path: Path) -> Path:
@@ -171,6 +191,8 @@ def random_model(alpha: float, seed: int = 0, cache_root: Path | None = None) ->
     root = cache_root or bench_cache_dir()
     path = root / "random" / f"{spec.name}-seed{seed}-bn-torch{torch.__version__.split('+')[0]}.onnx"
     if not path.is_file():
+        import onnx
+
         from ..export.onnx import add_metadata, export_onnx
         from ..nn import build_model
 

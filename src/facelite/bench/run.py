@@ -36,6 +36,7 @@ from ..paths import data_path, shared_dir
 from . import paper
 from .journal import JOURNAL_NAME, Journal
 from .models import (
+    ONNX_EXTRA,
     PRECISIONS,
     BenchModel,
     Variant,
@@ -43,6 +44,7 @@ from .models import (
     derive_dynamic_int8,
     derive_static_int8,
     derive_tflite,
+    have_onnx,
     model_from_path,
     model_from_shipped,
     random_model,
@@ -214,6 +216,9 @@ def prepare_models(cfg: BenchConfig, log: Callable[[str], None]) -> tuple[list[B
             if m.float32 is None:
                 missing[key] = "no float32 file to derive it from"
                 continue
+            if p in ("dynamic-int8", "static-int8") and not have_onnx():
+                missing[key] = f"derived from the float32 file: {ONNX_EXTRA}"
+                continue
             if p == "dynamic-int8":
                 log(f"{m.label}: dynamic int8 (cached under {m.key_dir(cfg.cache_root)})")
                 v = derive_dynamic_int8(m, cfg.cache_root)
@@ -273,6 +278,8 @@ def machine_info() -> dict[str, Any]:
         "opencv": cv2.__version__,
     }
     for mod in ("onnx", "torch", "ai_edge_litert", "litert_torch", "ai_edge_quantizer"):
+        if mod in sys.modules and sys.modules[mod] is None:  # import blocked
+            continue
         if mod in sys.modules or _importable(mod):
             try:
                 versions[mod] = str(__import__(mod).__version__)
@@ -362,8 +369,13 @@ def _fingerprint(cfg: BenchConfig) -> dict[str, Any]:
 
 
 def _run(cfg: BenchConfig, log: _Log, t_start: float, journal: Journal) -> dict[str, Any]:
-    from .graph import count_macs, count_params
     from .measure import Pipeline, time_pipeline, time_stages
+
+    graphs = have_onnx()  # parameter / MAC counts and the stage split read the graph with onnx
+    if graphs:
+        from .graph import count_macs, count_params
+    else:
+        log(f"parameters, MACs, the stage split and derived int8 files: {ONNX_EXTRA}")
 
     sha = functools.lru_cache(maxsize=None)(file_sha256)  # each model file is hashed once per run
 
@@ -378,6 +390,8 @@ def _run(cfg: BenchConfig, log: _Log, t_start: float, journal: Journal) -> dict[
     facts: dict[tuple[str, int], dict[str, Any]] = {}
     for m in models:
         graph_src = m.float32 or next((v for v in m.variants.values() if v.backend == "onnxruntime"), None)
+        if not graphs:
+            graph_src = None
         params = count_params(graph_src.path) if graph_src else None
         macs = {}
         for s in cfg.sizes:
@@ -455,6 +469,8 @@ def _run(cfg: BenchConfig, log: _Log, t_start: float, journal: Journal) -> dict[
     pick = _pick_stage_config(models, cfg.sizes) if cfg.stage_split else None
     if cfg.stage_split and pick is None:
         stage_note = "no float32 model to cut into stages"
+    if pick is not None and not graphs:
+        stage_note, pick = f"cutting the model into stages {ONNX_EXTRA}", None
     if pick is not None:
         from .graph import split_stages
 

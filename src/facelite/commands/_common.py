@@ -44,10 +44,33 @@ def add_tile_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_max_pixels_option(p: argparse.ArgumentParser) -> None:
+    """``--max-pixels N``: the size limit of the image files a command reads (docs/INPUT.md)."""
+    p.add_argument(
+        "--max-pixels", type=non_negative_int, default=None, metavar="N",
+        help="refuse image files of more than N pixels (width x height), read from the header before "
+        "decoding; 0: no limit (default: 250000000, which takes 200-megapixel photos)",
+    )
+
+
+def max_pixels_of(args: argparse.Namespace) -> int | None:
+    """The image size limit of ``--max-pixels`` (the library default when the option is absent or
+    not given; ``None`` for 0, no limit)."""
+    from ..imageio import DEFAULT_MAX_PIXELS
+
+    value = getattr(args, "max_pixels", None)
+    if value is None:
+        return DEFAULT_MAX_PIXELS
+    return None if value == 0 else int(value)
+
+
 def build_detector(args: argparse.Namespace, **extra):
-    """A FaceDetector from the common model options; ``extra`` adds other constructor arguments."""
+    """A FaceDetector from the common model options (and ``--max-pixels`` where the command has
+    it); ``extra`` adds other constructor arguments."""
     from ..detector import FaceDetector
 
+    if "max_image_pixels" not in extra:
+        extra["max_image_pixels"] = max_pixels_of(args)
     return FaceDetector(
         model=args.model,
         precision=args.precision,

@@ -35,6 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("png", "jpg"), default="png", help="crop file format (default: png)")
     p.add_argument("--jsonl", metavar="FILE", help="append one JSON line per crop to FILE (- for stdout)")
     add_model_options(p)
+    from ._common import add_max_pixels_option
+
+    add_max_pixels_option(p)
     add_collection_options(p)
     p.set_defaults(func=run)
 
@@ -44,25 +47,24 @@ def run(args: argparse.Namespace) -> int:
     import json
     import time
 
-    import cv2
-
     from ..alignment import align
+    from ..fileio import write_image
     from ..prefetch import prefetch_map
     from ..progress import Progress
     from ._common import build_detector, strip_path_prefix
-    from .detect import _done_paths, _out_path, iter_images, load_input
+    from .detect import _done_paths, _out_path, iter_images, load_input, resume_key
 
     if not 8 <= args.size <= 4096:
         raise ValueError(f"--size must be from 8 to 4096, got {args.size}")
     if args.resume and (not args.jsonl or args.jsonl == "-"):
         raise ValueError("--resume needs --jsonl FILE: the finished images are read back from that file")
     detector = build_detector(args)
-    done_before = _done_paths(Path(args.jsonl), "align", whole_images=True) if args.resume else set()
+    done_before = {resume_key(p) for p in _done_paths(Path(args.jsonl), "align", whole_images=True)} if args.resume else set()
     images = list(iter_images(args.paths))
     used: set[Path] = set()
     # output names are reserved for every input, in order, so a resumed run names alike
     todo = [(path, _out_path(args.out, rel.with_suffix("." + args.format), used)) for path, rel in images]
-    todo = [(path, base) for path, base in todo if str(path) not in done_before]
+    todo = [(path, base) for path, base in todo if resume_key(path) not in done_before]
     if done_before:
         print(f"facelite align: {len(images) - len(todo)} of {len(images)} images already in {args.jsonl}",
               file=sys.stderr)
@@ -93,8 +95,7 @@ def run(args: argparse.Namespace) -> int:
                 crop, matrix = align(image, face, args.size, return_matrix=True)
                 target = base.with_name(f"{base.stem}_{k}{base.suffix}")
                 target.parent.mkdir(parents=True, exist_ok=True)
-                if not cv2.imwrite(str(target), crop):
-                    raise RuntimeError(f"could not write {target}")
+                write_image(target, crop)
                 crops += 1
                 record = {"path": str(path), "face": k, "crop": str(target), "size": args.size}
                 record.update(face.to_dict())

@@ -57,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
     grid = np.vstack([np.hstack(tiles[i : i + cols]) for i in range(0, len(tiles), cols)])
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(out), grid)
+    from ..fileio import write_image
+
+    write_image(out, grid)
     print(f"wrote {out} ({len(tiles)} samples)")
     return 0

@@ -37,6 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--shape", choices=("ellipse", "box"), default="ellipse", help="region shape (default: %(default)s)")
     p.add_argument("--jsonl", metavar="FILE", help="append one JSON record per image to FILE (- for stdout)")
     add_model_options(p)
+    from ._common import add_max_pixels_option
+
+    add_max_pixels_option(p)
     add_collection_options(p)
     p.set_defaults(func=run)
 

@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._common import add_model_options, default_workers, non_negative_int, open_jsonl, os_errors_as_messages
 
@@ -63,6 +63,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders; - reads one image from standard input")
     add_model_options(p)
+    from ._common import add_max_pixels_option
+
+    add_max_pixels_option(p)
     p.add_argument("--out", type=Path, metavar="DIR", help="write annotated images into DIR")
     p.add_argument("--json", metavar="FILE", help="write all records as one JSON list to FILE (- for stdout)")
     p.add_argument("--jsonl", metavar="FILE", help="append one JSON record per image to FILE (- for stdout)")
@@ -147,6 +150,15 @@ def _line_start(f, pos: int) -> int:
     return 0
 
 
+def resume_key(path: str | os.PathLike[str]) -> str:
+    """The key under which ``--resume`` finds an image: its absolute path with symlinks resolved,
+    so that ``a/x.jpg``, ``./a/x.jpg``, ``/abs/a/x.jpg`` and a path through a linked folder are
+    the same image (a relative path recorded by an older run is taken relative to the current
+    directory). Standard input (``-``) is its own key."""
+    text = os.fspath(path)
+    return text if text == STDIN else os.path.realpath(text)
+
+
 def _done_paths(jsonl: Path, command: str, whole_images: bool = False) -> set[str]:
     """Paths recorded in an existing JSON Lines file; an unfinished last line (a run killed while
     writing it) is cut off so that new records start on a line of their own.
@@ -227,9 +239,8 @@ def process_images(args: argparse.Namespace, command: str) -> int:
     import json
     import time
 
-    import cv2
-
-    from ..coco import CocoBuilder, read_jsonl
+    from ..coco import CocoBuilder
+    from ..fileio import write_image
     from ..prefetch import prefetch_map
     from ..progress import Progress
     from ._common import build_detector, model_label, strip_path_prefix
@@ -244,14 +255,14 @@ def process_images(args: argparse.Namespace, command: str) -> int:
 
     detector = build_detector(args)
     model = detector.model_record()
-    done_before: set[str] = _done_paths(Path(args.jsonl), command) if args.resume else set()
+    done_before = {resume_key(p) for p in _done_paths(Path(args.jsonl), command)} if args.resume else set()
 
     images = list(iter_images(args.paths))
     used: set[Path] = set()
     todo: list[tuple[Path, Path | None]] = []
     for path, rel in images:  # output names are reserved for every input, in order, so a resumed run names alike
         target = _out_path(args.out, rel, used) if args.out is not None else None
-        if str(path) not in done_before:
+        if resume_key(path) not in done_before:
             todo.append((path, target))
     skipped_done = len(images) - len(todo)
 
@@ -293,8 +304,7 @@ def process_images(args: argparse.Namespace, command: str) -> int:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 picture = output_picture(image, faces, anonymize_method,
                                          getattr(args, "margin", 0.15), getattr(args, "shape", "ellipse"))
-                if not cv2.imwrite(str(target), picture):
-                    raise RuntimeError(f"could not write {target}")
+                write_image(target, picture)
                 record["anonymized" if anonymize_method else "annotated"] = str(target)
             if jsonl is not None:  # after the picture: a recorded image is a finished one
                 jsonl.write(json.dumps(record) + "\n")
@@ -310,8 +320,25 @@ def process_images(args: argparse.Namespace, command: str) -> int:
         bar.close()
         if jsonl is not None and jsonl is not sys.stdout:
             jsonl.close()
+    write_collected(args, records, coco, json_out, coco_out)
+    print(summary_line(command, done, skipped_done, n_faces, failed, time.perf_counter() - t_start, total_ms,
+                       model_label(detector)), file=sys.stderr)
+    if not images:
+        print(f"facelite {command}: no images found", file=sys.stderr)
+        return 1
+    return 1 if failed else 0
+
+
+def write_collected(args: argparse.Namespace, records: list[dict], coco: Any, json_out: str | None,
+                    coco_out: str | None) -> None:
+    """After the image loop: ``--json`` (all records as one list) and ``--coco``; with
+    ``--resume`` both hold what the JSON Lines file held before this run plus what it added."""
+    import json
+
+    from ..coco import CocoBuilder, read_jsonl
+    from ..fileio import write_atomic
+
     if args.resume and (json_out or coco_out):
-        # the complete set: what the file held before this run plus what it added
         previous = [r for r in read_jsonl(args.jsonl) if isinstance(r, dict) and "path" in r]
         if json_out:
             records = previous
@@ -326,23 +353,17 @@ def process_images(args: argparse.Namespace, command: str) -> int:
         else:
             target = Path(json_out)
             target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(target.name + ".tmp")
-            tmp.write_text(text, encoding="utf-8")
-            tmp.replace(target)
+            write_atomic(target, text)
     if coco is not None:
         coco.write(coco_out)
-    wall = time.perf_counter() - t_start
+
+
+def summary_line(command: str, done: int, skipped_done: int, n_faces: int, failed: int, wall: float,
+                 total_ms: float, how: str) -> str:
+    """The last line of a run: images, faces, skipped files, time, rate, detector time per image."""
     per = f", {total_ms / done:.1f} ms/image in the detector" if done else ""
     rate = f", {done / wall:.1f} images/s" if done and wall > 0 else ""
     resumed = f" ({skipped_done} done before)" if skipped_done else ""
-    print(
-        f"facelite {command}: {done} image{'s' if done != 1 else ''}{resumed}, "
-        f"{n_faces} face{'s' if n_faces != 1 else ''}"
-        f"{f', {failed} skipped' if failed else ''} in {wall:.1f} s{rate}{per} "
-        f"({model_label(detector)})",
-        file=sys.stderr,
-    )
-    if not images:
-        print(f"facelite {command}: no images found", file=sys.stderr)
-        return 1
-    return 1 if failed else 0
+    return (f"facelite {command}: {done} image{'s' if done != 1 else ''}{resumed}, "
+            f"{n_faces} face{'s' if n_faces != 1 else ''}"
+            f"{f', {failed} skipped' if failed else ''} in {wall:.1f} s{rate}{per} ({how})")

@@ -135,15 +135,18 @@ def run_ray(args: argparse.Namespace, command: str = "detect") -> int:
 
 
 def _run(args: argparse.Namespace, command: str, ray: Any, urls: list[str]) -> int:
-    from ..coco import CocoBuilder, read_jsonl
+    from ..coco import CocoBuilder
     from ..distributed import default_concurrency, list_url, map_detector
     from ..imageio import IMAGE_EXTENSIONS
     from ..progress import Progress
     from ._common import build_detector, model_label, open_jsonl, strip_path_prefix
-    from .detect import _done_paths, _out_path, iter_images
+    from .detect import _done_paths, _out_path, iter_images, resume_key, summary_line, write_collected
 
     detector = build_detector(args)
-    done_before: set[str] = _done_paths(Path(args.jsonl), command) if args.resume else set()
+    def key(path: str) -> str:  # as without Ray; a URL is its own key
+        return path if is_url(path) else resume_key(path)
+
+    done_before = {key(p) for p in _done_paths(Path(args.jsonl), command)} if args.resume else set()
     used: set[Path] = set()
     targets: list[Path | None] = []  # of the images to do, in order
     if urls:  # listed here through pyarrow's file systems (what Ray reads with), sorted
@@ -153,7 +156,7 @@ def _run(args: argparse.Namespace, command: str, ray: Any, urls: list[str]) -> i
     todo = []
     for path, rel in images:  # output names are reserved for every input, in order, so a resumed run names alike
         target = _out_path(args.out, rel, used) if args.out is not None else None
-        if str(path) not in done_before:
+        if key(str(path)) not in done_before:
             todo.append(str(path))
             targets.append(target)
     total, skipped_done = len(images), len(images) - len(todo)
@@ -215,38 +218,11 @@ def _run(args: argparse.Namespace, command: str, ray: Any, urls: list[str]) -> i
         bar.close()
         if jsonl is not None and jsonl is not sys.stdout:
             jsonl.close()
-    if args.resume and (json_out or coco_out):
-        previous = [r for r in read_jsonl(args.jsonl) if isinstance(r, dict) and "path" in r]
-        if json_out:
-            records = previous
-        if coco_out:
-            coco = CocoBuilder()
-            for r in previous:
-                coco.add_record(r)
-    if json_out:
-        text = json.dumps(records, indent=2) + "\n"
-        if json_out == "-":
-            sys.stdout.write(text)
-        else:
-            out = Path(json_out)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            tmp = out.with_name(out.name + ".tmp")
-            tmp.write_text(text, encoding="utf-8")
-            tmp.replace(out)
-    if coco is not None:
-        coco.write(coco_out)
-    wall = time.perf_counter() - t_start
-    per = f", {total_ms / done:.1f} ms/image in the detector" if done else ""
-    rate = f", {done / wall:.1f} images/s" if done and wall > 0 else ""
-    resumed = f" ({skipped_done} done before)" if skipped_done else ""
-    print(
-        f"facelite {command}: {done} image{'s' if done != 1 else ''}{resumed}, "
-        f"{n_faces} face{'s' if n_faces != 1 else ''}"
-        f"{f', {failed} skipped' if failed else ''} in {wall:.1f} s{rate}{per} "
-        f"({model_label(detector)}; Ray, {actors} actor{'s' if actors != 1 else ''} x {args.threads} "
-        f"thread{'s' if args.threads != 1 else ''})",
-        file=sys.stderr,
-    )
+    write_collected(args, records, coco, json_out, coco_out)
+    how = (f"{model_label(detector)}; Ray, {actors} actor{'s' if actors != 1 else ''} x {args.threads} "
+           f"thread{'s' if args.threads != 1 else ''}")
+    print(summary_line(command, done, skipped_done, n_faces, failed, time.perf_counter() - t_start, total_ms, how),
+          file=sys.stderr)
     if done + failed + skipped_done == 0:
         print(f"facelite {command}: no images found", file=sys.stderr)
         return 1

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ._common import add_tile_options, os_errors_as_messages
+from ._common import add_max_pixels_option, add_tile_options, max_pixels_of, os_errors_as_messages
 
 HELP = "accuracy: WIDER FACE AP (Easy/Medium/Hard) and landmark error"
 
@@ -73,6 +73,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     w.add_argument("--cache", type=Path, metavar="DIR", help="keep per-image predictions in DIR; a rerun resumes from them")
     w.add_argument("--submission", type=Path, metavar="DIR", help="also write the predictions in the WIDER layout to DIR")
     w.add_argument("--predictions", type=Path, metavar="DIR", help="score this WIDER submission folder instead of running a model")
+    add_max_pixels_option(w)
     w.set_defaults(func=run_widerface)
 
     lm = sub.add_parser(
@@ -88,6 +89,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     help="box a detection must overlap (IoU >= 0.3): the face box implied by the labels, or the crop square (default: %(default)s)")
     lm.add_argument("--all-crops", action="store_true", help="evaluate every crop, not only the held-out 10 %%")
     lm.add_argument("--include-known-bad", action="store_true", help="keep the crops with known wrong labels")
+    add_max_pixels_option(lm)
     lm.set_defaults(func=run_landmarks)
 
     lb = sub.add_parser(
@@ -114,6 +116,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     help="write the detections to FILE (JSON Lines) as they are made; a rerun resumes from it")
     lb.add_argument("--predictions", type=Path, metavar="FILE",
                     help="score this `facelite detect --jsonl` (or --json, --coco) output instead of running a model")
+    add_max_pixels_option(lb)
     lb.set_defaults(func=run_labels)
 
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
@@ -192,6 +195,7 @@ def run_widerface(args: argparse.Namespace) -> int:
             cache_dir=args.cache,
             cache_settings=settings,
             show_progress=not args.quiet,
+            max_pixels=max_pixels_of(args),
         )
         predictions = run.predictions
         out.update(model=model, settings={**settings, "threads": args.threads}, timing=run.to_dict())
@@ -238,6 +242,7 @@ def run_landmarks(args: argparse.Namespace) -> int:
         limit=args.limit,
         show_progress=not args.quiet,
         settings=settings,
+        max_pixels=max_pixels_of(args),
     )
     title = f"{model['name']} {precision} @{args.input_size}"
     print(result.table(title))
@@ -278,7 +283,8 @@ def run_labels(args: argparse.Namespace) -> int:
         det, model, settings = _run_settings(args)
         t = time.perf_counter()
         detections, skipped, seconds = lb.run_detector_on_labels(
-            det.detect_arrays, samples, cache=args.cache, cache_settings=settings, show_progress=not args.quiet)
+            det.detect_arrays, samples, cache=args.cache, cache_settings=settings, show_progress=not args.quiet,
+            max_pixels=max_pixels_of(args))
         out.update(model=model, settings={**settings, "threads": args.threads},
                    timing={"detect_seconds": round(seconds, 3), "wall_seconds": round(time.perf_counter() - t, 3)})
         title = _title(args, model, settings)

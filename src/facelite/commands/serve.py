@@ -7,7 +7,6 @@ import logging
 import os
 import sys
 
-from ..imageio import DEFAULT_MAX_PIXELS
 from ._common import add_model_options, default_workers, positive_int
 
 HELP = "serve the detector over HTTP, with a web page (needs the serve extra)"
@@ -47,9 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="images waiting for a detector; one more is answered 503 at once (default: %(default)s)")
     p.add_argument("--max-body-mb", type=positive_int, default=32, metavar="MB",
                    help="refuse uploads larger than this, 413 (default: %(default)s)")
-    p.add_argument("--max-pixels", type=positive_int, default=DEFAULT_MAX_PIXELS, metavar="N",
+    p.add_argument("--max-pixels", type=positive_int, default=None, metavar="N",
                    help="refuse images of more than N pixels (width x height, read from the header "
-                        "before decoding), 413 (default: %(default)s)")
+                        "before decoding), 413 (default: the library's, 250000000)")
     p.add_argument("--max-input-size", type=positive_int, default=1920, metavar="PX",
                    help="largest ?input_size= a request may ask for (default: %(default)s)")
     p.add_argument("--max-connections", type=positive_int, default=1000, metavar="N",
@@ -77,13 +76,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"facelite serve: the service needs the serve extra ({exc.name} is missing): "
               "pip install 'facelite[serve]'", file=sys.stderr)
         return 2
+    from ..imageio import DEFAULT_MAX_PIXELS
     from ..service import Limits, ServiceSettings, create_app
     from ..service.runner import serve
     from ._common import build_detector
 
     if not 0 <= args.port <= 65535:
         raise ValueError(f"--port must be in 0..65535, got {args.port}")
-    limits = Limits(max_body_bytes=args.max_body_mb * 1024 * 1024, max_pixels=args.max_pixels,
+    limits = Limits(max_body_bytes=args.max_body_mb * 1024 * 1024, max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
                     header_timeout_s=args.header_timeout, body_timeout_s=args.body_timeout,
                     keep_alive_s=args.keep_alive, max_connections=args.max_connections, queue=args.queue,
                     max_input_size=args.max_input_size)

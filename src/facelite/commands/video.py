@@ -61,6 +61,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-overlay", action="store_true", help="do not draw the frame rate on the frames")
     p.add_argument("--queue", type=positive_int, default=8, metavar="N", help="capture queue length (default: 8)")
     add_model_options(p)
+    from ._common import add_max_pixels_option
+
+    add_max_pixels_option(p)
     p.set_defaults(func=run)
 
 

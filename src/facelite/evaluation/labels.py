@@ -477,6 +477,7 @@ def run_detector_on_labels(
     cache_settings: Mapping[str, Any] | None = None,
     show_progress: bool = True,
     desc: str = "eval",
+    max_pixels: int | None = 250_000_000,
 ) -> tuple[dict[str, Detections], list[str], float]:
     """Run ``detect_fn`` (``BGR uint8 image -> (boxes, scores[, landmarks])`` or faces) on each
     sample's image. Unreadable images are reported on standard error and skipped.
@@ -499,7 +500,7 @@ def run_detector_on_labels(
                 bar.update(1)
                 continue
             try:
-                image = load_image(s.path)
+                image = load_image(s.path, max_pixels=max_pixels)
             except (OSError, ValueError) as exc:  # ImageLoadError is a ValueError naming the file
                 print(f"facelite eval: skipped {exc}", file=sys.stderr)
                 skipped.append(key)

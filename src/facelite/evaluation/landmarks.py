@@ -296,6 +296,7 @@ def evaluate_landmarks(
     limit: int | None = None,
     show_progress: bool = True,
     settings: dict[str, Any] | None = None,
+    max_pixels: int | None = 250_000_000,
 ) -> LandmarkResult:
     """Score a detector's landmarks on the crops (protocol in the module docstring).
 
@@ -347,7 +348,7 @@ def evaluate_landmarks(
     t0 = time.perf_counter()
     with Progress(total=n, desc="landmarks", unit="crop", enabled=show_progress) as bar:
         for k, name in enumerate(chosen):
-            crop = read_bgr(data_dir / name)
+            crop = read_bgr(data_dir / name, max_pixels)
             h, w = crop.shape[:2]
             gt[k] = all_points[index[name]] + pad
             ref = (pad, pad, pad + w, pad + h) if reference == "crop" else tuple(reference_boxes(gt[k])[0])

@@ -495,10 +495,10 @@ def submission_path(root: str | os.PathLike, name: str) -> Path:
 
 
 def _atomic_write(path: Path, text: str) -> None:
+    from ..fileio import write_atomic
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_atomic(path, text)
 
 
 def write_submission(predictions: Mapping[str, Any], out_dir: str | os.PathLike) -> int:
@@ -610,12 +610,20 @@ def to_wider_predictions(
     return out
 
 
-def read_bgr(path: str | os.PathLike) -> np.ndarray:
+def read_bgr(path: str | os.PathLike, max_pixels: int | None = 250_000_000) -> np.ndarray:
     """Read an image as BGR uint8 HxWx3, ignoring EXIF orientation (the annotations are on
-    the stored pixel grid)."""
+    the stored pixel grid); the size limit of :func:`facelite.load_image` applies."""
     import cv2
 
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    from ..imageio import check_image_header, quiet_decoders
+
+    try:  # decoded from bytes: OpenCV crashes on file names that are not UTF-8
+        data = np.fromfile(path, np.uint8)
+    except OSError:
+        raise FileNotFoundError(f"cannot read image: {path}") from None
+    check_image_header(data.tobytes(), max_pixels, str(path))
+    with quiet_decoders():
+        img = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     if img is None:
         raise FileNotFoundError(f"cannot read image: {path}")
     return img
@@ -666,6 +674,7 @@ def run_detector_on_split(
     cache_settings: Mapping[str, Any] | None = None,
     limit: int | None = None,
     show_progress: bool = True,
+    max_pixels: int | None = 250_000_000,  # facelite.imageio.DEFAULT_MAX_PIXELS (not imported: no OpenCV here)
     desc: str = "detect",
 ) -> DetectionRun:
     """Run ``detect_fn`` on every image of a split and collect WIDER predictions.
@@ -705,7 +714,7 @@ def run_detector_on_split(
                 preds[key] = cached
                 bar.update(1)
                 continue
-            img = read_bgr(split_dir / "images" / name)
+            img = read_bgr(split_dir / "images" / name, max_pixels)
             t = time.perf_counter()
             out = detect_fn(img)
             detect_s += time.perf_counter() - t

@@ -22,12 +22,16 @@ OPSET = 17
 
 
 def add_metadata(model_proto: onnx.ModelProto, metadata: dict[str, str]) -> None:
-    """Set (replace) key/value pairs in ``model_proto.metadata_props``."""
+    """Set (replace) key/value pairs in ``model_proto.metadata_props``, and the checksum of the graph
+    as it is now (:data:`facelite.modelfile.CHECKSUM_KEY`: call this after the last change to the graph)."""
+    from ..modelfile import stamp_checksum
+
     keep = [p for p in model_proto.metadata_props if p.key not in metadata]
     del model_proto.metadata_props[:]
     model_proto.metadata_props.extend(keep)
     for k, v in metadata.items():
         model_proto.metadata_props.add(key=k, value=v)
+    stamp_checksum(model_proto)
 
 
 def export_onnx(model: RetinaFace, path: str | Path, sample_hw: tuple[int, int] = (320, 320)) -> Path:

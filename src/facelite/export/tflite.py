@@ -168,9 +168,9 @@ def write_metadata(path: str | os.PathLike[str], metadata: dict[str, str]) -> No
         model.metadata.append(md)
     builder = flatbuffers.Builder(1 << 20)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(bytes(builder.Output()))
-    tmp.replace(path)
+    from ..fileio import write_atomic
+
+    write_atomic(path, bytes(builder.Output()))
 
 
 # --------------------------------------------------------------------------- export

@@ -54,8 +54,10 @@ class OnnxBackend:
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: the file is not a facelite model (no spec metadata, wrong inputs/outputs)
-            or ONNX Runtime cannot load it.
+        ValueError: the file is not a facelite model (no spec metadata, wrong inputs/outputs),
+            its metadata is malformed or does not fit the network's outputs, its graph does not
+            match its checksum (:mod:`facelite.modelfile`: a corrupted file), or ONNX Runtime
+            cannot load it. Every message is one line naming the file.
     """
 
     def __init__(self, path: str | os.PathLike[str], threads: int | None = None) -> None:
@@ -63,6 +65,14 @@ class OnnxBackend:
         if not self.path.is_file():
             raise FileNotFoundError(f"{self.path}: no such model file")
         self.threads = threads
+        from ..modelfile import verify_checksum
+
+        try:
+            data = self.path.read_bytes()
+        except OSError as exc:
+            raise ValueError(f"{self.path}: cannot read: {exc.strerror or exc}") from None
+        self.graph_sha256 = verify_checksum(data, str(self.path))  # before ONNX Runtime parses it
+        del data
         opts = session_options(threads)
         try:
             self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=["CPUExecutionProvider"])
@@ -79,6 +89,30 @@ class OnnxBackend:
             raise ValueError(
                 f"{self.path}: expected input {INPUT_NAME!r} and outputs {list(OUTPUT_NAMES)}, "
                 f"got inputs {inputs} and outputs {outputs}"
+            )
+        self._check_geometry()
+
+    def _check_geometry(self) -> None:
+        """Run the network once on a small blank input and check that its outputs have the anchor
+        count the spec's strides and anchor sizes give (a spec that does not describe the network
+        would decode every box wrongly)."""
+        from ..anchors import num_anchors
+
+        shape = self.session.get_inputs()[0].shape
+        fixed = len(shape) == 4 and all(isinstance(d, int) and d > 0 for d in shape[2:])
+        h, w = (int(shape[2]), int(shape[3])) if fixed else (self.spec.pad_multiple, self.spec.pad_multiple)
+        if h * w > 4096 * 4096:
+            return
+        try:
+            scores, _, _ = self.run(np.zeros((1, 3, h, w), np.float32))
+        except Exception as exc:  # onnxruntime's own types, or check_outputs' RuntimeError
+            raise ValueError(f"{self.path}: the network does not run on a {w}x{h} input: "
+                             f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from None
+        expected = num_anchors(self.spec, h, w)
+        if scores.shape[1] != expected:
+            raise ValueError(
+                f"{self.path}: the metadata does not fit the network: a {w}x{h} input gives {scores.shape[1]} "
+                f"anchors, the spec's strides {list(self.spec.strides)} and anchor sizes give {expected}"
             )
 
     def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
