@@ -236,18 +236,11 @@ def output_picture(image: np.ndarray, faces: list[Face], anonymize_method: str |
 
 def process_images(args: argparse.Namespace, command: str) -> int:
     """The image loop shared by ``facelite detect`` and ``facelite blur``."""
-    import json
-    import time
-
-    from ..coco import CocoBuilder
     from ..fileio import write_image
     from ..prefetch import prefetch_map
-    from ..progress import Progress
     from ._common import build_detector, model_label, strip_path_prefix
 
     anonymize_method = getattr(args, "anonymize", None)
-    json_out = getattr(args, "json", None)
-    coco_out = getattr(args, "coco", None)
     if anonymize_method and args.out is None:
         raise ValueError("--anonymize needs --out DIR (where the anonymised images are written)")
     if args.resume and (not args.jsonl or args.jsonl == "-"):
@@ -264,23 +257,7 @@ def process_images(args: argparse.Namespace, command: str) -> int:
         target = _out_path(args.out, rel, used) if args.out is not None else None
         if resume_key(path) not in done_before:
             todo.append((path, target))
-    skipped_done = len(images) - len(todo)
-
-    jsonl = open_jsonl(args.jsonl)
-    stdout_busy = jsonl is sys.stdout or json_out == "-"
-    verbose = (args.verbose or len(images) == 1) and not stdout_busy
-    records: list[dict] = []
-    coco = CocoBuilder() if coco_out and not args.resume else None
-    done = failed = n_faces = 0
-    total_ms = 0.0
-    t_start = time.perf_counter()
-    bar = Progress(
-        total=len(images), desc=command, unit="img", initial=skipped_done,
-        enabled=not args.quiet and len(images) > 1, log_interval=10.0,
-    )
-    if skipped_done:
-        print(f"facelite {command}: resuming: {skipped_done} of {len(images)} images already in {args.jsonl}",
-              file=sys.stderr)
+    outputs = RunOutputs(args, command, total=len(images), skipped_done=len(images) - len(todo))
 
     def load(item: tuple[Path, Path | None]):
         return load_input(item[0], detector.max_image_pixels)
@@ -290,43 +267,93 @@ def process_images(args: argparse.Namespace, command: str) -> int:
             if isinstance(image, Exception):
                 if not isinstance(image, ValueError):
                     raise image
-                failed += 1
-                bar.update(1)
-                print(f"facelite {command}: skipped {path}: {strip_path_prefix(path, image)}", file=sys.stderr,
-                      flush=True)
+                outputs.skip(path, strip_path_prefix(path, image))
                 continue
             faces = detector.detect(image)
-            total_ms += detector.last_timings["total_ms"]
             record = image_record(path, image, faces, detector, model)
-            done += 1
-            n_faces += len(faces)
             if target is not None:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 picture = output_picture(image, faces, anonymize_method,
                                          getattr(args, "margin", 0.15), getattr(args, "shape", "ellipse"))
                 write_image(target, picture)
                 record["anonymized" if anonymize_method else "annotated"] = str(target)
-            if jsonl is not None:  # after the picture: a recorded image is a finished one
-                jsonl.write(json.dumps(record) + "\n")
-                jsonl.flush()
-            if json_out:
-                records.append(record)
-            if coco is not None:
-                coco.add_record(record)
-            if verbose:
-                print(f"{path}: {len(faces)} face{'s' if len(faces) != 1 else ''}", flush=True)
-            bar.update(1, faces=n_faces)
+            outputs.add(path, record, detector.last_timings["total_ms"])
     finally:
-        bar.close()
-        if jsonl is not None and jsonl is not sys.stdout:
-            jsonl.close()
-    write_collected(args, records, coco, json_out, coco_out)
-    print(summary_line(command, done, skipped_done, n_faces, failed, time.perf_counter() - t_start, total_ms,
-                       model_label(detector)), file=sys.stderr)
+        outputs.close()
+    outputs.finish(model_label(detector))
     if not images:
         print(f"facelite {command}: no images found", file=sys.stderr)
         return 1
-    return 1 if failed else 0
+    return 1 if outputs.failed else 0
+
+
+class RunOutputs:
+    """What a ``detect`` / ``blur`` run writes, fed one image at a time in input order: a line of
+    the JSON Lines file as each image is done (after its picture: a recorded image is a finished
+    one), the ``--json`` list and ``--coco`` at the end, the progress line, the skipped files and
+    the summary (on standard error). The plain loop and the Ray driver (``detect_ray.py``) share it."""
+
+    def __init__(self, args: argparse.Namespace, command: str, total: int, skipped_done: int) -> None:
+        import time
+
+        from ..coco import CocoBuilder
+        from ..progress import Progress
+
+        self.args, self.command, self.skipped_done = args, command, skipped_done
+        self.json_out: str | None = getattr(args, "json", None)
+        self.coco_out: str | None = getattr(args, "coco", None)
+        self.jsonl = open_jsonl(args.jsonl)
+        stdout_busy = self.jsonl is sys.stdout or self.json_out == "-"
+        self.verbose = (args.verbose or total == 1) and not stdout_busy
+        self.records: list[dict] = []
+        self.coco = CocoBuilder() if self.coco_out and not args.resume else None
+        self.done = self.failed = self.n_faces = 0
+        self.total_ms = 0.0
+        self.t_start = time.perf_counter()
+        self.bar = Progress(total=total, desc=command, unit="img", initial=skipped_done,
+                            enabled=not args.quiet and total > 1, log_interval=10.0)
+        if skipped_done:
+            print(f"facelite {command}: resuming: {skipped_done} of {total} images already in {args.jsonl}",
+                  file=sys.stderr)
+
+    def skip(self, path: Path | str, message: str) -> None:
+        """An image that could not be read: reported, counted, not recorded."""
+        self.failed += 1
+        self.bar.update(1)
+        print(f"facelite {self.command}: skipped {path}: {message}", file=sys.stderr, flush=True)
+
+    def add(self, path: Path | str, record: dict, detector_ms: float) -> None:
+        """One finished image's record (:func:`image_record`, with its picture already written)."""
+        import json
+
+        n = len(record["faces"])
+        self.done += 1
+        self.n_faces += n
+        self.total_ms += detector_ms
+        if self.jsonl is not None:
+            self.jsonl.write(json.dumps(record) + "\n")
+            self.jsonl.flush()
+        if self.json_out:
+            self.records.append(record)
+        if self.coco is not None:
+            self.coco.add_record(record)
+        if self.verbose:
+            print(f"{path}: {n} face{'s' if n != 1 else ''}", flush=True)
+        self.bar.update(1, faces=self.n_faces)
+
+    def close(self) -> None:
+        """The progress line and the JSON Lines file (also after an error: what was written stays)."""
+        self.bar.close()
+        if self.jsonl is not None and self.jsonl is not sys.stdout:
+            self.jsonl.close()
+
+    def finish(self, how: str) -> None:
+        """After a complete run: ``--json``, ``--coco`` and the summary line (``how``: the detector)."""
+        import time
+
+        write_collected(self.args, self.records, self.coco, self.json_out, self.coco_out)
+        print(summary_line(self.command, self.done, self.skipped_done, self.n_faces, self.failed,
+                           time.perf_counter() - self.t_start, self.total_ms, how), file=sys.stderr)
 
 
 def write_collected(args: argparse.Namespace, records: list[dict], coco: Any, json_out: str | None,

@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -135,14 +134,13 @@ def run_ray(args: argparse.Namespace, command: str = "detect") -> int:
 
 
 def _run(args: argparse.Namespace, command: str, ray: Any, urls: list[str]) -> int:
-    from ..coco import CocoBuilder
     from ..distributed import default_concurrency, list_url, map_detector
     from ..imageio import IMAGE_EXTENSIONS
-    from ..progress import Progress
-    from ._common import build_detector, model_label, open_jsonl, strip_path_prefix
-    from .detect import _done_paths, _out_path, iter_images, resume_key, summary_line, write_collected
+    from ._common import build_detector, model_label, strip_path_prefix
+    from .detect import RunOutputs, _done_paths, _out_path, iter_images, resume_key
 
     detector = build_detector(args)
+
     def key(path: str) -> str:  # as without Ray; a URL is its own key
         return path if is_url(path) else resume_key(path)
 
@@ -171,60 +169,26 @@ def _run(args: argparse.Namespace, command: str, ray: Any, urls: list[str]) -> i
         ds = map_detector(ds, RecordUDF, {"detector": detector, "picture": picture, "base_dir": os.getcwd()},
                           concurrency=actors, threads=args.threads, batch_size=BATCH_SIZE)
 
-    json_out, coco_out = args.json, args.coco
-    jsonl = open_jsonl(args.jsonl)
-    stdout_busy = jsonl is sys.stdout or json_out == "-"
-    verbose = (args.verbose or total == 1) and not stdout_busy
-    records: list[dict] = []
-    coco = CocoBuilder() if coco_out and not args.resume else None
-    done = failed = n_faces = 0
-    total_ms = 0.0
-    t_start = time.perf_counter()
-    bar = Progress(total=total, desc=command, unit="img", initial=skipped_done,
-                   enabled=not args.quiet and total > 1, log_interval=10.0)
-    if skipped_done:
-        print(f"facelite {command}: resuming: {skipped_done} of {total} images already in {args.jsonl}",
-              file=sys.stderr)
+    outputs = RunOutputs(args, command, total=total, skipped_done=skipped_done)
     try:
         for row in ds.iter_rows() if ds is not None else ():
             path = str(row["path"])
             if row["error"]:
-                failed += 1
-                bar.update(1)
-                print(f"facelite {command}: skipped {path}: {strip_path_prefix(path, row['error'])}",
-                      file=sys.stderr, flush=True)
+                outputs.skip(path, strip_path_prefix(path, row["error"]))
                 continue
             record = json.loads(row["record"])
-            total_ms += float(row["total_ms"])
-            done += 1
-            n_faces += len(record["faces"])
             target = targets[int(row["index"])]
             if target is not None:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(bytes(row["picture"]))
                 record["anonymized" if args.anonymize else "annotated"] = str(target)
-            if jsonl is not None:  # after the picture: a recorded image is a finished one
-                jsonl.write(json.dumps(record) + "\n")
-                jsonl.flush()
-            if json_out:
-                records.append(record)
-            if coco is not None:
-                coco.add_record(record)
-            if verbose:
-                n = len(record["faces"])
-                print(f"{path}: {n} face{'s' if n != 1 else ''}", flush=True)
-            bar.update(1, faces=n_faces)
+            outputs.add(path, record, float(row["total_ms"]))
     finally:
-        bar.close()
-        if jsonl is not None and jsonl is not sys.stdout:
-            jsonl.close()
-    write_collected(args, records, coco, json_out, coco_out)
-    how = (f"{model_label(detector)}; Ray, {actors} actor{'s' if actors != 1 else ''} x {args.threads} "
-           f"thread{'s' if args.threads != 1 else ''}")
-    print(summary_line(command, done, skipped_done, n_faces, failed, time.perf_counter() - t_start, total_ms, how),
-          file=sys.stderr)
-    if done + failed + skipped_done == 0:
+        outputs.close()
+    outputs.finish(f"{model_label(detector)}; Ray, {actors} actor{'s' if actors != 1 else ''} x {args.threads} "
+                   f"thread{'s' if args.threads != 1 else ''}")
+    if total == 0:
         print(f"facelite {command}: no images found", file=sys.stderr)
         return 1
-    return 1 if failed else 0
+    return 1 if outputs.failed else 0
 
