@@ -441,3 +441,40 @@ def test_ignore_rows_survive_augmentation():
     assert out.ignore.tolist() == [False, True]
     _, mixed = mosaic([(img, lab)] * 4, AugmentConfig(size=64, crop_scales=(1.0,)), rng)
     assert len(mixed) == len(mixed.ignore) and mixed.ignore.any() and not mixed.ignore.all()
+
+
+def test_pack_carries_extra_sets_with_their_ignore_regions(tiny_config, tmp_path, monkeypatch):
+    """Extra sets are packed with the teacher's ignore regions baked in (COCO crowd faces), so the
+    packed recipe needs no teacher: the same faces, regions and landmarks come back."""
+    import dataclasses
+
+    import facelite.train.teacher_cache as tc
+    from facelite.train.config import apply_overrides
+    from facelite.train.pack import pack
+    from facelite.train.teacher_cache import TeacherRun
+    from facelite.train.trainer import load_sources
+
+    monkeypatch.setenv("FACELITE_SHARED", str(tmp_path / "shared"))
+    extra = tmp_path / "extra.txt"
+    extra.write_text((tmp_path / "label.txt").read_text())
+    tiny_config.data.extra_sets = [{"labels": str(extra), "images": tiny_config.data.train_images, "weight": 1.5,
+                                    "exhaustive": False}]
+    tiny_config.data.teacher_ignore = "scrfd"
+    monkeypatch.setattr(tc, "teacher_detections", lambda samples, teacher, threads=1, show_progress=True: TeacherRun(
+        [(np.array([[90, 50, 110, 70]], np.float32), np.array([0.8], np.float32), np.zeros((1, 5, 2), np.float32))
+         for _ in samples], 0, 0.0))
+    before = load_sources(tiny_config)[1].samples
+    out = tmp_path / "pack"
+    sets = pack([tiny_config], out, quality=60)
+    extra_set = next(s for s in sets if s.startswith("data.extra_sets="))
+    assert " " not in extra_set  # passes through scripts/train_gpu.sh's EXTRA unquoted
+    monkeypatch.setenv("FACELITE_SHARED", str(out))
+    cfg = dataclasses.replace(tiny_config, data=dataclasses.replace(tiny_config.data))
+    apply_overrides(cfg, [extra_set, "data.teacher_ignore="])
+    (src,) = load_sources(cfg)[1:]
+    assert src.weight == 1.5 and src.exhaustive
+    for a, b in zip(before, src.samples):
+        assert str(b.path).startswith(str(out)) and b.ignore.tolist() == a.ignore.tolist() == [False, True]
+        np.testing.assert_allclose(a.boxes, b.boxes, atol=0.01)
+        assert b.has_landmarks.tolist() == a.has_landmarks.tolist()
+        np.testing.assert_allclose(a.landmarks[a.has_landmarks], b.landmarks[b.has_landmarks], atol=0.01)

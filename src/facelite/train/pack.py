@@ -5,7 +5,9 @@ The pack mirrors the shared folder's layout, so a recipe runs on it unchanged wi
 ``FACELITE_SHARED=<pack>``: training images re-encoded as WebP (same pixel size, so every label
 stays valid), the labels file, the training part of the landmark crops that have a face box, the
 crop boxes, the ImageNet backbone weights (``features.*`` only, float16) and the ONNX file of a
-peer teacher a recipe names (``model.teacher = "retinaface"``)::
+peer teacher a recipe names (``model.teacher = "retinaface"``). The sets of ``data.extra_sets`` go
+to ``data/extra<k>/`` (images, and a COCO file whose crowd faces are the teacher's ignore regions,
+computed here, so the pack needs no ``data.teacher_ignore`` teacher)::
 
     python -m facelite.train.pack --config configs/mobilenetv2-1.0.toml --config configs/mobilenetv2-0.35.toml \
         --out .devdata --quality 40 --max-crops 3400
@@ -75,6 +77,46 @@ def pack_imagenet(src: Path, dst: Path) -> None:
     torch.save(small, dst)
 
 
+def write_coco_regions(samples, path: Path, image_root: Path) -> None:
+    """Samples as a COCO file (paths relative to ``image_root``): faces with their 5 landmarks when
+    they have them, ignore rows as ``iscrowd`` faces (read back as ignore faces)."""
+    import json
+
+    images, annotations = [], []
+    for i, s in enumerate(samples):
+        images.append({"id": i, "file_name": Path(s.path).relative_to(image_root).as_posix()})
+        for b, pts, has, ign in zip(s.boxes, s.landmarks, s.has_landmarks, s.ignore):
+            a = {"id": len(annotations) + 1, "image_id": i, "category_id": 1, "iscrowd": int(ign),
+                 "bbox": [round(float(v), 2) for v in (b[0], b[1], b[2] - b[0], b[3] - b[1])]}
+            if has:
+                a["keypoints"] = [round(float(v), 2) for p in pts for v in (*p, 2)]
+            annotations.append(a)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"images": images, "annotations": annotations,
+                                "categories": [{"id": 1, "name": "face"}]}, separators=(",", ":")))
+
+
+def pack_extra_sets(cfg: Config, out: Path, quality: int) -> str | None:
+    """Pack ``cfg.data.extra_sets`` (holdouts applied, the teacher's ignore regions computed) under
+    ``out/data/extra<k>/``; returns the ``data.extra_sets`` override that reads them (no spaces)."""
+    from .trainer import load_sources
+
+    if not cfg.data.extra_sets:
+        return None
+    sources = load_sources(cfg)[1:]
+    tables = []
+    for k, (entry, src) in enumerate(zip(cfg.data.extra_sets, sources), 1):
+        root = resolve(str(entry["images"]))
+        rel = f"data/extra{k}"
+        n_bytes = pack_images(src.samples, root, out / rel / "images", quality)
+        write_coco_regions(src.samples, out / rel / "labels.json", out / rel / "images")
+        log.info("extra set %d (%s): %d images, %.1f MB, %d ignore regions", k, src.name, len(src.samples),
+                 n_bytes / 1e6, sum(int(s.ignore.sum()) for s in src.samples))
+        tables.append(f'{{labels="{rel}/labels.json",images="{rel}/images",weight={src.weight:g},'
+                      f'exhaustive=true,ignore_regions=true}}')
+    return "data.extra_sets=[" + ",".join(tables) + "]"
+
+
 def pack(configs: list[Config], out: Path, quality: int = 45, max_crops: int | None = None) -> list[str]:
     """Write the pack for ``configs`` (same training data expected) to ``out``; returns the
     ``--set`` overrides that point a recipe at the packed files. ``max_crops`` keeps that many
@@ -83,6 +125,8 @@ def pack(configs: list[Config], out: Path, quality: int = 45, max_crops: int | N
 
     first = configs[0]
     out.mkdir(parents=True, exist_ok=True)
+    if first.data.teacher_ignore and not first.data.exhaustive:
+        raise ValueError("the pack carries ignore regions of data.extra_sets only: data.exhaustive must be true")
     samples = load_samples(first)
     image_root = resolve(first.data.train_images)
     n_bytes = pack_images(samples, image_root, out / IMAGES, quality)
@@ -114,6 +158,9 @@ def pack(configs: list[Config], out: Path, quality: int = 45, max_crops: int | N
         sets += [f"data.landmark_crops={CROPS}", f"data.landmark_crop_boxes={CROP_BOXES}"]
     log.info("landmark crops: %d", len(crops))
 
+    extra = pack_extra_sets(first, out, quality)
+    if extra:
+        sets.append(extra)
     for cfg in configs:
         if cfg.model.imagenet_weights:
             pack_imagenet(resolve(cfg.model.imagenet_weights), out / cfg.model.imagenet_weights)

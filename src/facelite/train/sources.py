@@ -152,7 +152,7 @@ def write_facemask_split(out_dir: str | Path, gt_file: str | Path | None = None,
     return counts
 
 
-EXTRA_SET_KEYS = {"labels", "images", "weight", "exhaustive", "holdout"}
+EXTRA_SET_KEYS = {"labels", "images", "weight", "exhaustive", "holdout", "ignore_regions"}
 HOLDOUTS = ("facemask",)
 
 
@@ -169,9 +169,10 @@ class Source:
 
 
 def read_source(labels: Path, images: Path, *, name: str = "", weight: float = 1.0, exhaustive: bool = True,
-                holdout: str = "") -> Source:
+                holdout: str = "", ignore_regions: bool = False) -> Source:
     """A training set from a label file (any :func:`facelite.annotations.read_labels` format; faces
-    marked invalid / crowd dropped) and its image folder. ``holdout="facemask"`` leaves out the
+    marked invalid / crowd dropped, or with ``ignore_regions`` kept as ignore regions -- how a data
+    pack carries the teacher's regions) and its image folder. ``holdout="facemask"`` leaves out the
     masked-face validation part (:func:`facemask_holdout` of the shared gt file); reading the
     shared masked-face images without it is an error (it would train on the validation images)."""
     from ..paths import shared_dir
@@ -180,7 +181,9 @@ def read_source(labels: Path, images: Path, *, name: str = "", weight: float = 1
         raise ValueError(f"{labels}: weight must be >= 0, got {weight}")
     if holdout not in ("", *HOLDOUTS):
         raise ValueError(f"{labels}: holdout must be one of {HOLDOUTS} or empty, got {holdout!r}")
-    samples = [s.without_ignored() for s in read_labels(labels, images)]
+    samples = read_labels(labels, images)
+    if not ignore_regions:
+        samples = [s.without_ignored() for s in samples]
     facemask_images = (shared_dir() / FACEMASK_IMAGES).resolve()
     if holdout == "facemask":
         held = facemask_holdout(shared_dir() / FACEMASK_GT)
@@ -202,7 +205,7 @@ def extra_source(entry: Mapping[str, Any], resolve) -> Source:
                          f"{sorted(EXTRA_SET_KEYS)}{f', unknown {sorted(unknown)}' if unknown else ''}")
     return read_source(resolve(str(entry["labels"])), resolve(str(entry["images"])),
                        weight=float(entry.get("weight", 1.0)), exhaustive=bool(entry.get("exhaustive", True)),
-                       holdout=str(entry.get("holdout", "")))
+                       holdout=str(entry.get("holdout", "")), ignore_regions=bool(entry.get("ignore_regions", False)))
 
 
 class SourceSampler:
