@@ -40,7 +40,8 @@ class DataConfig:
     # more training sets, each an inline table: labels (RetinaFace label.txt, WIDER txt or COCO), images (their
     # folder), weight (draws per image per epoch, may be fractional; default 1), exhaustive (default true),
     # holdout ("facemask": leave out the masked-face validation part, facelite.train.sources; required for it),
-    # ignore_regions (default false: the file's crowd / invalid rows are ignore regions, not dropped; data packs)
+    # ignore_regions (default false: the file's crowd / invalid rows are ignore regions, not dropped; data packs),
+    # name (for the log; default: the label file's stem)
     extra_sets: list[dict] = field(default_factory=list)
     teacher_ignore: str = ""  # "scrfd": on non-exhaustive sets, the teacher's unlabelled faces become ignore regions
     teacher_ignore_score: float = 0.5  # the teacher's score from which a face counts as sure

@@ -122,7 +122,7 @@ def pack_extra_sets(cfg: Config, out: Path, quality: int, max_side: int | None =
         write_coco_regions(src.samples, out / rel / "labels.json", out / rel / "images")
         log.info("extra set %d (%s): %d images, %.1f MB, %d ignore regions", k, src.name, len(src.samples),
                  n_bytes / 1e6, sum(int(s.ignore.sum()) for s in src.samples))
-        tables.append(f'{{labels="{rel}/labels.json",images="{rel}/images",weight={src.weight:g},'
+        tables.append(f'{{name="{src.name}",labels="{rel}/labels.json",images="{rel}/images",weight={src.weight:g},'
                       f'exhaustive=true,ignore_regions=true}}')
     return "data.extra_sets=[" + ",".join(tables) + "]"
 

@@ -152,7 +152,7 @@ def write_facemask_split(out_dir: str | Path, gt_file: str | Path | None = None,
     return counts
 
 
-EXTRA_SET_KEYS = {"labels", "images", "weight", "exhaustive", "holdout", "ignore_regions"}
+EXTRA_SET_KEYS = {"labels", "images", "weight", "exhaustive", "holdout", "ignore_regions", "name"}
 HOLDOUTS = ("facemask",)
 
 
@@ -205,7 +205,8 @@ def extra_source(entry: Mapping[str, Any], resolve) -> Source:
                          f"{sorted(EXTRA_SET_KEYS)}{f', unknown {sorted(unknown)}' if unknown else ''}")
     return read_source(resolve(str(entry["labels"])), resolve(str(entry["images"])),
                        weight=float(entry.get("weight", 1.0)), exhaustive=bool(entry.get("exhaustive", True)),
-                       holdout=str(entry.get("holdout", "")), ignore_regions=bool(entry.get("ignore_regions", False)))
+                       holdout=str(entry.get("holdout", "")), ignore_regions=bool(entry.get("ignore_regions", False)),
+                       name=str(entry.get("name", "")))
 
 
 class SourceSampler:
