@@ -544,8 +544,8 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None,
     metrics_csv = run_dir / "metrics.csv"
     ensure_csv_header(metrics_csv, metric_columns(cfg))
 
-    log.info("training %s on %s: %d images, %d steps/epoch, epochs %d..%d of %d, batch %d, size %d, threads %d, "
-             "workers %d", spec.name, device, len(dataset), steps_per_epoch, start_epoch + 1, cfg.train.epochs,
+    log.info("training %s on %s: %d images, %d draws and %d steps/epoch, epochs %d..%d of %d, batch %d, size %d, "
+             "threads %d, workers %d", spec.name, device, len(dataset), len(sampler), steps_per_epoch, start_epoch + 1, cfg.train.epochs,
              cfg.train.epochs, cfg.train.batch_size, cfg.data.image_size, cfg.train.threads, cfg.train.workers)
     end_epoch = cfg.train.epochs if stop_after is None else min(cfg.train.epochs, start_epoch + stop_after)
     if cfg.train.workers > 0:
