@@ -46,6 +46,10 @@ def test_disagreeing_unsure_or_misplaced_teachers_give_no_label(sample):
     assert not s.has_landmarks[0]
     (s,), _ = label_training_images([sample], [Stub(0.0, box_shift=15.0)])  # IoU with the box < 0.7
     assert not s.has_landmarks[0]
+    (s,), _ = label_training_images([sample], [Stub(0.0)], min_size=45.0)  # sqrt(40 * 50) = 44.7 px
+    assert not s.has_landmarks[0]
+    (s,), _ = label_training_images([sample], [Stub(0.0)], min_size=44.0)
+    assert s.has_landmarks[0]
 
 
 @pytest.mark.shared

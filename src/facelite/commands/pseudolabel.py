@@ -24,6 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--crops", default="data/landmarks5/landmarks.txt", help="landmark crops list")
     p.add_argument("--min-iou", type=float, default=0.7)
     p.add_argument("--min-score", type=float, default=0.8)
+    p.add_argument("--min-size", type=float, default=0.0,
+                   help="train-images: no landmarks for faces under this many pixels, sqrt(w*h) (default: 0)")
     p.add_argument("--threads", type=int, default=2)
     p.set_defaults(func=run)
 
@@ -66,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else cache_dir() / "pseudolabels" / "label.txt"
     samples = read_wider_txt(resolve(args.gt), root)
     labelled, stats = label_training_images(samples, teachers, min_iou=args.min_iou, min_score=args.min_score,
-                                            landmarks_from=args.landmarks_from)
+                                            landmarks_from=args.landmarks_from, min_size=args.min_size)
     write_retinaface_labels(labelled, out, root)
     print(f"{stats['with_landmarks']} of {stats['faces']} faces in {stats['images']} images got landmarks -> {out}")
     return 0

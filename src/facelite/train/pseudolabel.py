@@ -42,9 +42,10 @@ def _agreed(pts: np.ndarray, has: np.ndarray, scale: np.ndarray, max_disagreemen
 
 
 def label_training_images(samples: list[Sample], teachers: list, min_iou: float = 0.7, min_score: float = 0.8,
-                          max_disagreement: float = 0.08,
-                          landmarks_from: str = "mean") -> tuple[list[Sample], dict[str, int]]:
-    """Return copies of ``samples`` with landmarks attached where the teachers agree, and counts."""
+                          max_disagreement: float = 0.08, landmarks_from: str = "mean",
+                          min_size: float = 0.0) -> tuple[list[Sample], dict[str, int]]:
+    """Return copies of ``samples`` with landmarks attached where the teachers agree, and counts.
+    Faces under ``min_size`` pixels (sqrt(w * h) of the box) get none."""
     out: list[Sample] = []
     stats = {"images": 0, "faces": 0, "with_landmarks": 0}
     with Progress(total=len(samples), desc="pseudo-labels", unit="img") as bar:
@@ -68,7 +69,7 @@ def label_training_images(samples: list[Sample], teachers: list, min_iou: float 
                 if lmks is not None:
                     pts[k, idx >= 0] = lmks[idx[idx >= 0]]
             scale = np.sqrt(np.prod(s.boxes[:, 2:] - s.boxes[:, :2], axis=1))
-            has, lm = _agreed(pts, has, scale, max_disagreement, landmarks_from)
+            has, lm = _agreed(pts, has & (scale >= min_size), scale, max_disagreement, landmarks_from)
             out.append(Sample(s.path, s.boxes.copy(), lm, has))
             stats["images"] += 1
             stats["faces"] += n
