@@ -4,6 +4,11 @@
     python -m benchmarks.eval_peer retinaface --input-size 320 --json out/rf320.json --plot out/rf320.png
     python -m benchmarks.eval_peer retinaface --task landmarks --input-size 320
     python -m benchmarks.eval_peer yunet-n --input-size 320      # any name of benchmarks.registry
+    python -m benchmarks.eval_peer yunet-n --task labels --labels val.txt --images DIR --cache yunet-n.jsonl
+
+``--task labels`` runs the peer on the images of a label file (RetinaFace label.txt, WIDER txt or
+COCO) and scores it as ``facelite eval labels`` does (the same function); ``--cache`` keeps its
+detections as JSON Lines, which ``facelite eval labels LABELS --predictions FILE`` also scores.
 
 Fixed-input peers take only their own size (ultralight-rfb-320 / -640, yolo5face-0.5g: 320;
 blazeface-short / -full: 320, the table column, though their networks take 128 / 192).
@@ -59,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.eval_peer", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("peer", choices=sorted(PEERS))
-    p.add_argument("--task", choices=("widerface", "landmarks"), default="widerface")
+    p.add_argument("--task", choices=("widerface", "landmarks", "labels"), default="widerface")
+    p.add_argument("--labels", type=Path, default=None, help="--task labels: the label file")
+    p.add_argument("--images", type=Path, default=None, help="--task labels: its image folder")
     p.add_argument("--input-size", type=int, default=640)
     p.add_argument("--score-threshold", type=float, default=None,
                    help="default 0.02 for widerface, 0.5 for landmarks")
@@ -102,6 +109,22 @@ def main(argv: list[str] | None = None) -> int:
             from facelite.evaluation.plots import plot_pr_curves
 
             plot_pr_curves({title: result}, args.plot, title=f"WIDER FACE, {Path(split_dir).name} split")
+    elif args.task == "labels":
+        from facelite.evaluation import labels as lb
+
+        if args.labels is None:
+            raise ValueError("--task labels needs --labels FILE")
+        score = 0.02 if args.score_threshold is None else args.score_threshold
+        det = PEERS[args.peer](args, score)
+        samples = lb.read_labels(args.labels, args.images)[: args.limit]
+        settings = {**det.settings(), "model_sha256": wf.file_sha256(det.model_path)}
+        found, skipped, seconds = lb.run_detector_on_labels(det, samples, cache=args.cache, cache_settings=settings,
+                                                            show_progress=not args.quiet)
+        result = lb.evaluate_labels(samples, found, skipped=skipped)
+        title = f"{det.name} @{args.input_size}"
+        print(result.table(f"{title} on {args.labels}"))
+        out = {"task": "labels", "peer": args.peer, "labels": str(args.labels), "settings": settings,
+               **result.to_dict(), "detect_seconds": round(seconds, 3)}
     else:
         from facelite.evaluation import landmarks as lm
 

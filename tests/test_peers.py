@@ -206,3 +206,31 @@ def test_gap_stats_on_a_hand_made_image():
     assert r["false_positives"] == {"0.5": 1, "0.2": 1}
     m = gap_stats(preds, gt, {"a": 1000.0}, 500, "medium")
     assert m["faces"][0] == 1 and m["recall"]["0.5"][0] == 1.0  # the 10-px face counts in medium
+
+
+@pytest.mark.shared
+def test_eval_peer_on_a_label_file_scores_like_facelite_eval_labels(tmp_path: Path) -> None:
+    """``--task labels`` runs an adapter on a label file's images; its cache is what
+    ``facelite eval labels --predictions`` scores, to the same AP."""
+    from benchmarks.eval_peer import main
+    from facelite.evaluation.widerface import default_split_dir
+
+    images = default_split_dir() / "images"
+    if not (images / IMAGE).is_file():
+        pytest.skip("dev image not found")
+    gt = default_split_dir() / "wider_face_dev_bbx_gt.txt"
+    lines = gt.read_text().splitlines()
+    start = lines.index(IMAGE)
+    n = int(lines[start + 1])
+    (tmp_path / "val.txt").write_text("\n".join(lines[start:start + 2 + n]) + "\n")
+    cache, out = tmp_path / "pred.jsonl", tmp_path / "out.json"
+    assert main(["yunet-n", "--task", "labels", "--labels", str(tmp_path / "val.txt"), "--images", str(images),
+                 "--input-size", "320", "--cache", str(cache), "--json", str(out), "--quiet"]) == 0
+    ap = json.loads(out.read_text())["ap"]
+    assert 0.3 < ap <= 1.0
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    res = subprocess.run([sys.executable, "-m", "facelite", "eval", "labels", str(tmp_path / "val.txt"), "--images",
+                          str(images), "--predictions", str(cache), "--json", str(tmp_path / "cli.json")],
+                         capture_output=True, text=True, env=env)
+    assert res.returncode == 0, res.stderr
+    assert json.loads((tmp_path / "cli.json").read_text())["ap"] == pytest.approx(ap, abs=1e-6)

@@ -111,3 +111,15 @@ def test_distillation_skips_landmark_rows_the_teacher_left_nan():
     assert out["cls"].item() == pytest.approx(0.0, abs=1e-6)  # student = teacher
     out["landmarks"].backward()
     assert torch.isfinite(pred.grad).all() and pred.grad[0, 1].abs().sum() == 0
+
+
+def test_ignored_anchors_are_neither_positive_nor_mined_negatives():
+    labels, box_t, lmk_t, mask = make(n=6)
+    labels[0, 3] = -1  # an ignore region where the student (rightly) sees a face
+    logits = torch.zeros(1, 6, 2)
+    logits[0, 0] = torch.tensor([0.0, 10.0])
+    logits[0, 1:, 0] = torch.tensor([10.0, 10.0, -2.0, 10.0, 9.0])  # anchor 3 would be the hardest negative
+    out = multibox_loss(logits, box_t, lmk_t, labels, box_t, lmk_t, mask, LossWeights(neg_pos_ratio=1))
+    nxt = torch.nn.functional.cross_entropy(logits[0, 5:6], torch.tensor([0]))  # the next hardest instead
+    pos = torch.nn.functional.cross_entropy(logits[0, 0:1], torch.tensor([1]))
+    assert float(out["cls"]) == pytest.approx(float(nxt + pos), rel=1e-5)

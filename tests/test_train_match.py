@@ -77,3 +77,25 @@ def test_real_anchor_grid_positives(n_faces):
     faces = np.concatenate([xy, xy + rng.uniform(20, 100, (n_faces, 2))], 1).astype(np.float32)
     m = match_anchors(a, faces)
     assert set(m.matched[m.matched >= 0]) == set(range(n_faces))  # every face has a positive
+
+
+def test_anchor_on_an_unlabelled_teacher_face_is_ignored_not_background():
+    # anchor 0 on a labelled face, anchor 1 on a face only the teacher found, anchor 2 on nothing
+    a = anchors([10, 10, 20, 20], [60, 10, 20, 20], [110, 10, 20, 20])
+    boxes = np.array([[0, 0, 20, 20], [50, 0, 70, 20]], np.float32)
+    lmk = np.zeros((2, 5, 2), np.float32)
+    t = encode_targets(a, boxes, lmk, np.zeros(2, bool), VAR, ignore=np.array([False, True]))
+    assert t.labels.tolist() == [1, -1, 0]
+    assert not t.boxes[1].any() and not t.landmark_mask.any()  # no box / landmark target on it
+    without = encode_targets(a, boxes[:1], lmk[:1], np.zeros(1, bool), VAR)
+    assert without.labels.tolist() == [1, 0, 0]  # the same face unlabelled and unknown: background
+
+
+def test_labelled_face_wins_over_an_overlapping_ignore_region():
+    a = anchors([10, 10, 20, 20], [14, 10, 20, 20])
+    boxes = np.array([[0, 0, 20, 20], [3, 0, 23, 20]], np.float32)  # the teacher box sits on the face
+    t = encode_targets(a, boxes, np.zeros((2, 5, 2), np.float32), np.zeros(2, bool), VAR,
+                       ignore=np.array([False, True]))
+    assert t.labels[0] == 1 and t.labels[1] in (1, -1)
+    np.testing.assert_array_equal(t.boxes[0], encode_targets(a, boxes[:1], np.zeros((1, 5, 2), np.float32),
+                                                             np.zeros(1, bool), VAR).boxes[0])

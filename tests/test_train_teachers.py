@@ -17,6 +17,7 @@ from facelite.train.teachers import (
     AnchorTeacher,
     ProjectedTeacher,
     RetinaFaceTeacher,
+    SCRFDTeacher,
     YuNetTeacher,
     make_anchor_teacher,
     teacher_files,
@@ -123,7 +124,7 @@ def test_ensemble_is_the_mean_of_the_two(sample_320):
 
 def test_only_cleared_teachers_with_the_same_geometry():
     with pytest.raises(ValueError, match="anchor teachers"):
-        make_anchor_teacher("scrfd", SPEC)  # non-commercial licence: never a teacher
+        make_anchor_teacher("yolo5face", SPEC)  # GPL: never a teacher
     with pytest.raises(ValueError, match="feature distillation"):
         make_anchor_teacher("yunet", SPEC, features=True)  # YuNet gives no SSH features
     with pytest.raises(ValueError, match="differ"):
@@ -134,3 +135,27 @@ def test_missing_teacher_file_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="teacher model not found"):
         AnchorTeacher(tmp_path / "nope.onnx")
 
+
+
+@pytest.mark.shared
+def test_scrfd_teacher_gives_the_benchmark_adapters_boxes():
+    """The train package's own SCRFD-2.5GF decoding (it must not import benchmarks/) against the
+    comparison's adapter, on the sample image at its own resolution (no resize on either side)."""
+    from benchmarks.adapters.scrfd import SCRFD
+
+    img = cv2.imread(str(files("facelite.data") / "astronaut.jpg"))
+    boxes, scores, lmks = SCRFDTeacher()(img, score_threshold=0.02, nms_threshold=0.4)
+    ref = SCRFD("2.5g", input_size=max(img.shape[:2]), score_threshold=0.02, nms_threshold=0.4)(img)
+    assert len(boxes) == len(ref[0]) and (scores > 0.5).sum() >= 1
+    np.testing.assert_allclose(boxes, ref[0], atol=1e-3)
+    np.testing.assert_allclose(scores, ref[1], atol=1e-6)
+    np.testing.assert_allclose(lmks, ref[2], atol=1e-3)
+
+
+@pytest.mark.shared
+def test_scrfd_projected_teacher_marks_the_face_anchors(sample_320):
+    logp, lmk = make_anchor_teacher("scrfd", SPEC)(sample_320)
+    face = np.exp(logp[:, 1])
+    assert face.max() > 0.8 and (face > 0.5).sum() < 50  # one face: a few anchors, not the background
+    best = int(face.argmax())
+    assert np.isfinite(lmk[best]).all() and np.isnan(lmk[face == 0]).all()

@@ -389,3 +389,93 @@ def test_curves_draw_distillation_terms_only_where_logged():
     assert _loss_keys([base | {"kd_cls": "0", "kd_landmarks": "0"}]) == ["total", "cls", "box", "landmarks"]
     assert _loss_keys([base | {"kd_cls": "", "kd_landmarks": ""}, base | {"kd_cls": "2.5", "kd_landmarks": "0.1"}]) \
         == ["total", "cls", "box", "landmarks", "kd_cls", "kd_landmarks"]
+
+
+def test_extra_sets_weights_and_teacher_ignore_regions(tiny_config, tmp_path, monkeypatch):
+    """A second set (weight 2, not exhaustive): its images are drawn twice per epoch, and the
+    (stubbed) teacher's face that no label covers becomes an ignore row of its samples."""
+    import facelite.train.teacher_cache as tc
+    from facelite.train.teacher_cache import TeacherRun
+    from facelite.train.trainer import load_sources
+
+    extra = tmp_path / "extra.txt"
+    extra.write_text((tmp_path / "label.txt").read_text())  # the same 4 images, another set
+    tiny_config.data.extra_sets = [{"labels": str(extra), "images": tiny_config.data.train_images, "weight": 2.0,
+                                    "exhaustive": False}]
+    tiny_config.data.teacher_ignore = "scrfd"
+    labelled = [s.boxes[0] for s in load_sources(Config(data=DataConfig(
+        train_labels=str(extra), train_images=tiny_config.data.train_images)))[0].samples]
+
+    def fake(samples, teacher, threads=1, show_progress=True):
+        dets = []
+        for _s, box in zip(samples, labelled):
+            boxes = np.array([box, [90, 50, 110, 70], [0, 70, 12, 84]], np.float32)  # labelled, sure, unsure
+            dets.append((boxes, np.array([0.9, 0.8, 0.3], np.float32), np.zeros((3, 5, 2), np.float32)))
+        return TeacherRun(dets, len(samples), 0.0)
+
+    monkeypatch.setattr(tc, "teacher_detections", fake)
+    sources = load_sources(tiny_config)
+    assert [len(s.samples) for s in sources] == [4, 4]
+    assert all(not s.ignore.any() for s in sources[0].samples)  # exhaustive: untouched
+    for s in sources[1].samples:
+        assert s.ignore.tolist() == [False, True]
+        np.testing.assert_array_equal(s.boxes[1], [90, 50, 110, 70])
+    run = train(tiny_config, stop_after=1)
+    ck = torch.load(run / "last.pt", map_location="cpu", weights_only=True)
+    assert ck["step"] == (4 + 2 * 4) // 2  # batch 2: 4 + 8 draws
+    assert "draws per epoch: train 4, extra 8" in (run / "train.log").read_text()
+
+
+def test_ignore_rows_survive_augmentation():
+    from facelite.train.augment import AugmentConfig, Labels, augment, hflip, mosaic
+
+    rng = np.random.default_rng(0)
+    img = np.full((100, 100, 3), 90, np.uint8)
+    lab = Labels(np.array([[10, 10, 40, 40], [60, 60, 90, 90]], np.float32), np.zeros((2, 5, 2), np.float32),
+                 np.zeros(2, bool), np.array([False, True]))
+    _, flipped = hflip(img, lab)
+    assert flipped.ignore.tolist() == [False, True]
+    np.testing.assert_array_equal(flipped.boxes[1], [10, 60, 40, 90])
+    cfg = AugmentConfig(size=64, crop_scales=(1.0,), photometric=False, flip_prob=0.0)
+    _, out = augment(img, lab, cfg, rng)
+    assert out.ignore.tolist() == [False, True]
+    _, mixed = mosaic([(img, lab)] * 4, AugmentConfig(size=64, crop_scales=(1.0,)), rng)
+    assert len(mixed) == len(mixed.ignore) and mixed.ignore.any() and not mixed.ignore.all()
+
+
+def test_pack_carries_extra_sets_with_their_ignore_regions(tiny_config, tmp_path, monkeypatch):
+    """Extra sets are packed with the teacher's ignore regions baked in (COCO crowd faces), so the
+    packed recipe needs no teacher: the same faces, regions and landmarks come back."""
+    import dataclasses
+
+    import facelite.train.teacher_cache as tc
+    from facelite.train.config import apply_overrides
+    from facelite.train.pack import pack
+    from facelite.train.teacher_cache import TeacherRun
+    from facelite.train.trainer import load_sources
+
+    monkeypatch.setenv("FACELITE_SHARED", str(tmp_path / "shared"))
+    extra = tmp_path / "extra.txt"
+    extra.write_text((tmp_path / "label.txt").read_text())
+    tiny_config.data.extra_sets = [{"labels": str(extra), "images": tiny_config.data.train_images, "weight": 1.5,
+                                    "exhaustive": False}]
+    tiny_config.data.teacher_ignore = "scrfd"
+    monkeypatch.setattr(tc, "teacher_detections", lambda samples, teacher, threads=1, show_progress=True: TeacherRun(
+        [(np.array([[90, 50, 110, 70]], np.float32), np.array([0.8], np.float32), np.zeros((1, 5, 2), np.float32))
+         for _ in samples], 0, 0.0))
+    before = load_sources(tiny_config)[1].samples
+    out = tmp_path / "pack"
+    sets = pack([tiny_config], out, quality=60, max_side=64)  # 128 x 96 images shrink by 2
+    extra_set = next(s for s in sets if s.startswith("data.extra_sets="))
+    assert " " not in extra_set  # passes through scripts/train_gpu.sh's EXTRA unquoted
+    monkeypatch.setenv("FACELITE_SHARED", str(out))
+    cfg = dataclasses.replace(tiny_config, data=dataclasses.replace(tiny_config.data))
+    apply_overrides(cfg, [extra_set, "data.teacher_ignore="])
+    (src,) = load_sources(cfg)[1:]
+    assert src.weight == 1.5 and src.exhaustive
+    for a, b in zip(before, src.samples):
+        assert str(b.path).startswith(str(out)) and b.ignore.tolist() == a.ignore.tolist() == [False, True]
+        assert cv2.imread(str(b.path)).shape == (48, 64, 3)
+        np.testing.assert_allclose(a.boxes / 2, b.boxes, atol=0.01)
+        assert b.has_landmarks.tolist() == a.has_landmarks.tolist()
+        np.testing.assert_allclose(a.landmarks[a.has_landmarks] / 2, b.landmarks[b.has_landmarks], atol=0.01)

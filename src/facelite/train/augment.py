@@ -4,7 +4,8 @@ image degradations (blur or resampling, JPEG artefacts, grey) that leave the lab
 optional mosaic of four images (each square-cropped, one per quadrant around a random centre).
 
 All functions take and return BGR uint8 images and labels in that image's pixels:
-boxes float32 (N, 4) xyxy, landmarks float32 (N, 5, 2), has_landmarks bool (N,).
+boxes float32 (N, 4) xyxy, landmarks float32 (N, 5, 2), has_landmarks bool (N,), ignore bool (N,)
+(regions that are neither face nor background: a teacher's confident faces that the labels miss).
 """
 
 from __future__ import annotations
@@ -25,13 +26,19 @@ class Labels:
     boxes: np.ndarray
     landmarks: np.ndarray
     has_landmarks: np.ndarray
+    ignore: np.ndarray | None = None  # bool (N,): ignore regions, not faces (default: none)
+
+    def __post_init__(self) -> None:
+        if self.ignore is None:
+            self.ignore = np.zeros(len(self.boxes), bool)
 
     @classmethod
     def of(cls, sample: Sample) -> Labels:
-        return cls(sample.boxes, sample.landmarks, sample.has_landmarks)
+        """The labels of a training sample; its ``ignore`` rows are ignore regions."""
+        return cls(sample.boxes, sample.landmarks, sample.has_landmarks, sample.ignore)
 
     def select(self, keep: np.ndarray) -> Labels:
-        return Labels(self.boxes[keep], self.landmarks[keep], self.has_landmarks[keep])
+        return Labels(self.boxes[keep], self.landmarks[keep], self.has_landmarks[keep], self.ignore[keep])
 
     def __len__(self) -> int:
         return len(self.boxes)
@@ -86,7 +93,7 @@ def random_square_crop(image: np.ndarray, labels: Labels, cfg: AugmentConfig,
     boxes = np.clip(boxes, 0, cfg.size).astype(np.float32)
     lmks = ((kept.landmarks - [x0, y0]) * s).astype(np.float32)
     valid = (boxes[:, 2] - boxes[:, 0] > 1e-3) & (boxes[:, 3] - boxes[:, 1] > 1e-3)
-    return out, Labels(boxes, lmks, kept.has_landmarks).select(valid)
+    return out, Labels(boxes, lmks, kept.has_landmarks, kept.ignore).select(valid)
 
 
 def mosaic(tiles: list[tuple[np.ndarray, Labels]], cfg: AugmentConfig,
@@ -104,7 +111,7 @@ def mosaic(tiles: list[tuple[np.ndarray, Labels]], cfg: AugmentConfig,
     size = cfg.size
     cx, cy = (int(v) for v in rng.integers(size // 4, size - size // 4 + 1, 2))
     out = np.empty((size, size, 3), np.uint8)
-    boxes, lmks, has = [], [], []
+    boxes, lmks, has, ign = [], [], [], []
     quadrants = ((0, 0, cx, cy), (cx, 0, size, cy), (0, cy, cx, size), (cx, cy, size, size))
     for (image, labels), (qx0, qy0, qx1, qy1) in zip(tiles, quadrants):
         tile, lab = random_square_crop(image, labels, cfg, rng)
@@ -121,8 +128,9 @@ def mosaic(tiles: list[tuple[np.ndarray, Labels]], cfg: AugmentConfig,
         boxes.append(b[valid])
         lmks.append(pts[valid].astype(np.float32))
         has.append((lab.has_landmarks & inside)[valid])
+        ign.append(lab.ignore[valid])
     return out, Labels(np.concatenate(boxes).reshape(-1, 4), np.concatenate(lmks).reshape(-1, 5, 2),
-                       np.concatenate(has).astype(bool))
+                       np.concatenate(has).astype(bool), np.concatenate(ign).astype(bool))
 
 
 def mosaic_partners(count: int, cfg: AugmentConfig, rng: np.random.Generator) -> list[int]:
@@ -189,7 +197,7 @@ def hflip(image: np.ndarray, labels: Labels) -> tuple[np.ndarray, Labels]:
     lmks = labels.landmarks.copy()
     lmks[..., 0] = w - lmks[..., 0]
     lmks = lmks[:, list(FLIP_PERMUTATION)]
-    return np.ascontiguousarray(image[:, ::-1]), Labels(boxes, lmks, labels.has_landmarks)
+    return np.ascontiguousarray(image[:, ::-1]), Labels(boxes, lmks, labels.has_landmarks, labels.ignore)
 
 
 def _feather_mask(h: int, w: int) -> np.ndarray:
@@ -207,7 +215,7 @@ def paste_landmark_crops(image: np.ndarray, labels: Labels, crops: list[Landmark
         return image, labels
     out = image.copy()
     size = image.shape[0]
-    boxes, lmks, has = [labels.boxes], [labels.landmarks], [labels.has_landmarks]
+    boxes, lmks, has, ign = [labels.boxes], [labels.landmarks], [labels.has_landmarks], [labels.ignore]
     occupied = labels.boxes.copy()
     for _ in range(int(rng.integers(1, cfg.paste_max + 1))):
         k = int(rng.integers(len(crops)))
@@ -239,8 +247,9 @@ def paste_landmark_crops(image: np.ndarray, labels: Labels, crops: list[Landmark
         boxes.append(b[None].astype(np.float32))
         lmks.append((crop.landmarks * [sx, sy] + [x0, y0])[None].astype(np.float32))
         has.append(np.ones(1, bool))
+        ign.append(np.zeros(1, bool))
         occupied = np.concatenate([occupied, sq[None]])
-    return out, Labels(np.concatenate(boxes), np.concatenate(lmks), np.concatenate(has))
+    return out, Labels(np.concatenate(boxes), np.concatenate(lmks), np.concatenate(has), np.concatenate(ign))
 
 
 def degrade(image: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:

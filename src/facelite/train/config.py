@@ -35,6 +35,18 @@ class DataConfig:
     train_images: str = "data/widerface/train/images"
     # RetinaFace label.txt (e.g. with pseudo-landmarks), WIDER txt or COCO .json; replaces train_gt when set
     train_labels: str = ""
+    train_weight: float = 1.0  # draws per image per epoch of the set above (see extra_sets)
+    exhaustive: bool = True  # False: faces a teacher is sure of but the labels lack are ignored (teacher_ignore)
+    # more training sets, each an inline table: labels (RetinaFace label.txt, WIDER txt or COCO), images (their
+    # folder), weight (draws per image per epoch, may be fractional; default 1), exhaustive (default true),
+    # holdout ("facemask": leave out the masked-face validation part, facelite.train.sources; required for it),
+    # ignore_regions (default false: the file's crowd / invalid rows are ignore regions, not dropped; data packs),
+    # name (for the log; default: the label file's stem)
+    extra_sets: list[dict] = field(default_factory=list)
+    teacher_ignore: str = ""  # "scrfd": on non-exhaustive sets, the teacher's unlabelled faces become ignore regions
+    teacher_ignore_score: float = 0.5  # the teacher's score from which a face counts as sure
+    teacher_ignore_iou: float = 0.3  # ... and as unlabelled when its IoU with every labelled face is below this
+    teacher_ignore_live: bool = False  # run the teacher on each augmented crop instead of the precomputed boxes
     landmark_crops: str = "data/landmarks5/landmarks.txt"
     landmark_crop_boxes: str = ""  # .npz from `facelite pseudolabel crops` (default: under the cache dir)
     image_size: int = 320

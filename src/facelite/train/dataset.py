@@ -27,11 +27,14 @@ class FaceDataset(Dataset):
     With a ``teacher`` (:class:`facelite.train.teachers.AnchorTeacher`), items end with the
     teacher's ``(log-probabilities (N, 2), landmark offsets (N, 10))`` for the augmented image,
     computed in the data-loading worker, and its SSH features (3 x (C, S / s, S / s) float16)
-    when it gives them."""
+    when it gives them. Samples' ``ignore`` rows are ignore regions (label -1 on their anchors);
+    with ``live_ignore`` a teacher finds them on each augmented crop instead."""
 
     def __init__(self, samples: list[Sample], spec: ModelSpec, aug: AugmentConfig, seed: int = 0,
                  crops: list[LandmarkCrop] | None = None, positive_iou: float = 0.35,
-                 teacher: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None) -> None:
+                 teacher: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
+                 live_ignore: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+                 live_ignore_on: np.ndarray | None = None) -> None:
         self.samples = samples
         self.spec = spec
         self.aug = aug
@@ -39,6 +42,9 @@ class FaceDataset(Dataset):
         self.epoch = 0
         self.positive_iou = positive_iou
         self.teacher = teacher
+        self.live_ignore = live_ignore  # (crop, labelled boxes) -> ignore regions (facelite.train.teacher_cache)
+        # bool (len(samples),): the samples it runs on (those of sets that are not exhaustive); default all
+        self.live_ignore_on = np.ones(len(samples), bool) if live_ignore_on is None else np.asarray(live_ignore_on)
         self.anchors = make_anchors(spec, aug.size, aug.size)
         self.anchors_xyxy = cxcywh_to_xyxy(self.anchors)
         log.info("decoding %d training images into memory", len(samples))
@@ -61,8 +67,16 @@ class FaceDataset(Dataset):
                   for j in mosaic_partners(len(self.samples), self.aug, rng)]
         img, lab = augment(self.images[index], Labels.of(self.samples[index]), self.aug, rng, self.crops,
                            self.crop_images, others)
+        if self.live_ignore is not None and self.live_ignore_on[index]:
+            regions = self.live_ignore(img, lab.boxes[~lab.ignore])
+            if len(regions):
+                n = len(regions)
+                lab = Labels(np.concatenate([lab.boxes, regions.astype(np.float32)]),
+                             np.concatenate([lab.landmarks, np.zeros((n, 5, 2), np.float32)]),
+                             np.concatenate([lab.has_landmarks, np.zeros(n, bool)]),
+                             np.concatenate([lab.ignore, np.ones(n, bool)]))
         t = encode_targets(self.anchors, lab.boxes, lab.landmarks, lab.has_landmarks, self.spec.variances,
-                           self.positive_iou, anchors_xyxy=self.anchors_xyxy)
+                           self.positive_iou, anchors_xyxy=self.anchors_xyxy, ignore=lab.ignore)
         item = (torch.from_numpy(img), torch.from_numpy(t.labels), torch.from_numpy(t.boxes),
                 torch.from_numpy(t.landmarks), torch.from_numpy(t.landmark_mask))
         if self.teacher is not None:

@@ -25,6 +25,7 @@ def multibox_loss(logits: torch.Tensor, box_pred: torch.Tensor, lmk_pred: torch.
 
     - classification: cross-entropy over the positives and the hardest negatives
       (``neg_pos_ratio`` per positive, per image), summed and divided by the number of positives;
+      anchors labelled -1 (ignore regions) are neither;
     - boxes: smooth-L1 over positives / number of positives;
     - landmarks: smooth-L1 over positives that have landmarks / their number.
 
@@ -39,16 +40,17 @@ def multibox_loss(logits: torch.Tensor, box_pred: torch.Tensor, lmk_pred: torch.
     num_lmk = lmk_mask.sum().clamp(min=1).float()
     lmk_loss = F.smooth_l1_loss(lmk_pred[lmk_mask], lmk_t[lmk_mask], reduction="sum") / num_lmk
 
-    ce = F.cross_entropy(logits.reshape(-1, 2), labels.reshape(-1), reduction="none").view_as(labels)
+    ignored = labels < 0
+    ce = F.cross_entropy(logits.reshape(-1, 2), labels.clamp(min=0).reshape(-1), reduction="none").view_as(labels)
     with torch.no_grad():
         mining = ce.detach().clone()
-        mining[pos] = -1.0  # positives never count as negatives
+        mining[pos | ignored] = -1.0  # positives and ignored anchors never count as negatives
         order = mining.argsort(dim=1, descending=True)
         rank = order.argsort(dim=1)
         n_anchors = labels.shape[1]
         num_neg = (w.neg_pos_ratio * pos.sum(dim=1, keepdim=True)).clamp(max=n_anchors - 1)
         num_neg = torch.maximum(num_neg, torch.ones_like(num_neg) * min(w.neg_pos_ratio, n_anchors - 1))
-        neg = (rank < num_neg) & ~pos
+        neg = (rank < num_neg) & ~pos & ~ignored
     cls_loss = ce[pos | neg].sum() / num_pos
     total = w.box * box_loss + w.cls * cls_loss + w.landmarks * lmk_loss
     return {"total": total, "cls": cls_loss.detach(), "box": box_loss.detach(), "landmarks": lmk_loss.detach()}

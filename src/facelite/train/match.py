@@ -50,7 +50,7 @@ def match_anchors(anchors: np.ndarray, boxes: np.ndarray, positive_iou: float = 
 class Targets:
     """Training targets for one image, per anchor (N anchors).
 
-    labels int64 (N,): 1 face, 0 background; boxes float32 (N, 4) and landmarks float32 (N, 10):
+    labels int64 (N,): 1 face, 0 background, -1 ignored (neither: on an ignore region); boxes float32 (N, 4) and landmarks float32 (N, 10):
     encoded deltas (zeros where not positive); landmark_mask bool (N,): positive with landmarks.
     """
 
@@ -62,12 +62,25 @@ class Targets:
 
 def encode_targets(anchors: np.ndarray, boxes: np.ndarray, landmarks: np.ndarray, has_landmarks: np.ndarray,
                    variances: tuple[float, float], positive_iou: float = 0.35,
-                   min_forced_iou: float = 0.2, anchors_xyxy: np.ndarray | None = None) -> Targets:
-    """Match and encode: ``boxes`` (M, 4) xyxy, ``landmarks`` (M, 5, 2), ``has_landmarks`` (M,)."""
+                   min_forced_iou: float = 0.2, anchors_xyxy: np.ndarray | None = None,
+                   ignore: np.ndarray | None = None) -> Targets:
+    """Match and encode: ``boxes`` (M, 4) xyxy, ``landmarks`` (M, 5, 2), ``has_landmarks`` (M,), all
+    in input pixels. ``ignore`` bool (M,): rows that are ignore regions, not faces (a teacher's
+    confident face without a label): the anchors that would be positive for such a box, by the
+    same rule as for faces (IoU >= ``positive_iou``, or its best anchor), get label -1 unless a
+    labelled face claims them; the classification loss skips them."""
     n = len(anchors)
+    regions = np.zeros((0, 4), np.float32)
+    if ignore is not None and np.any(ignore):
+        ignore = np.asarray(ignore, bool)
+        regions = boxes[ignore]
+        boxes, landmarks, has_landmarks = boxes[~ignore], landmarks[~ignore], has_landmarks[~ignore]
     m = match_anchors(anchors, boxes, positive_iou, min_forced_iou, anchors_xyxy)
     pos = m.matched >= 0
     labels = pos.astype(np.int64)
+    if len(regions):
+        hit = match_anchors(anchors, regions, positive_iou, min_forced_iou, anchors_xyxy).matched >= 0
+        labels[hit & ~pos] = -1
     box_t = np.zeros((n, 4), np.float32)
     lmk_t = np.zeros((n, 2 * landmarks.shape[1] if len(landmarks) else 10), np.float32)
     lmk_mask = np.zeros(n, bool)

@@ -3,7 +3,9 @@
 1. :func:`label_training_images`: 5-point landmarks for ground-truth WIDER boxes. A face gets
    landmarks only when *every* teacher detects it confidently (score >= ``min_score``) with a box
    matching the ground truth (IoU >= ``min_iou``) and the teachers agree (mean landmark distance
-   <= ``max_disagreement`` x sqrt(box area)); the landmarks are the teachers' mean.
+   <= ``max_disagreement`` x sqrt(box area)); the landmarks are the teachers' mean, or
+   (``landmarks_from="first"``) the first teacher's, the others only checking them.
+   :func:`pseudolabel_nme` measures such labels on the held-out 5-point crops.
 2. :func:`box_landmark_crops`: a WIDER-style face box for each landmark crop (the crops are not
    tight around the face), taken from the teacher detection whose landmarks agree with the
    crop's labelled landmarks.
@@ -26,9 +28,24 @@ log = logging.getLogger(__name__)
 CROP_PAD = 80  # the landmark-evaluation protocol's grey border; teachers see the same padded crops
 
 
+def _agreed(pts: np.ndarray, has: np.ndarray, scale: np.ndarray, max_disagreement: float,
+            landmarks_from: str) -> tuple[np.ndarray, np.ndarray]:
+    """Teachers' points (T, N, 5, 2) for N faces, ``has`` (N,) all matched, ``scale`` (N,) sqrt(box
+    area) -> (bool (N,) accepted, points (N, 5, 2): the mean or the first teacher's)."""
+    if landmarks_from not in ("mean", "first"):
+        raise ValueError(f"landmarks_from must be 'mean' or 'first', got {landmarks_from!r}")
+    if len(pts) > 1:
+        spread = np.linalg.norm(pts - pts.mean(axis=0, keepdims=True), axis=-1).mean(axis=(0, 2))
+        has = has & (spread <= max_disagreement * np.maximum(scale, 1e-6))
+    value = pts.mean(axis=0) if landmarks_from == "mean" else pts[0]
+    return has, np.where(has[:, None, None], value, 0).astype(np.float32)
+
+
 def label_training_images(samples: list[Sample], teachers: list, min_iou: float = 0.7, min_score: float = 0.8,
-                          max_disagreement: float = 0.08) -> tuple[list[Sample], dict[str, int]]:
-    """Return copies of ``samples`` with landmarks attached where the teachers agree, and counts."""
+                          max_disagreement: float = 0.08, landmarks_from: str = "mean",
+                          min_size: float = 0.0) -> tuple[list[Sample], dict[str, int]]:
+    """Return copies of ``samples`` with landmarks attached where the teachers agree, and counts.
+    Faces under ``min_size`` pixels (sqrt(w * h) of the box) get none."""
     out: list[Sample] = []
     stats = {"images": 0, "faces": 0, "with_landmarks": 0}
     with Progress(total=len(samples), desc="pseudo-labels", unit="img") as bar:
@@ -52,10 +69,7 @@ def label_training_images(samples: list[Sample], teachers: list, min_iou: float 
                 if lmks is not None:
                     pts[k, idx >= 0] = lmks[idx[idx >= 0]]
             scale = np.sqrt(np.prod(s.boxes[:, 2:] - s.boxes[:, :2], axis=1))
-            if len(teachers) > 1:
-                spread = np.linalg.norm(pts - pts.mean(axis=0, keepdims=True), axis=-1).mean(axis=(0, 2))
-                has &= spread <= max_disagreement * np.maximum(scale, 1e-6)
-            lm = np.where(has[:, None, None], pts.mean(axis=0), 0).astype(np.float32)
+            has, lm = _agreed(pts, has & (scale >= min_size), scale, max_disagreement, landmarks_from)
             out.append(Sample(s.path, s.boxes.copy(), lm, has))
             stats["images"] += 1
             stats["faces"] += n
@@ -64,6 +78,73 @@ def label_training_images(samples: list[Sample], teachers: list, min_iou: float 
     log.info("pseudo-labels: %d of %d faces got landmarks (%.1f %%)", stats["with_landmarks"], stats["faces"],
              100.0 * stats["with_landmarks"] / max(stats["faces"], 1))
     return out, stats
+
+
+def pseudolabel_nme(teachers: list, data_dir: str | Path | None = None, min_iou: float = 0.7,
+                    min_score: float = 0.8, max_disagreement: float = 0.08, landmarks_from: str = "mean",
+                    limit: int | None = None) -> dict[str, float]:
+    """The landmark error of pseudo-labels made as :func:`label_training_images` makes them, on the
+    held-out 5-point crops (known-bad crops left out), each padded with :data:`CROP_PAD` grey
+    pixels and seen by the teachers at its own resolution. The crops have no face box, so the
+    first teacher's detection that overlaps the box the labelled points imply (IoU >= 0.3, as in
+    :func:`facelite.evaluation.landmarks.evaluate_landmarks`) plays the ground-truth box: the
+    other teachers must match it at IoU >= ``min_iou`` and agree with it.
+
+    Returns ``crops``, ``labelled`` (crops that got pseudo-landmarks), ``coverage``, ``nme`` (mean
+    point error / inter-ocular distance of the labels, over the labelled crops), ``median_nme``
+    and ``failure_rate`` (share of labelled crops with NME > 10 %); ``per_crop``: name -> NME of
+    each labelled crop (to compare teachers on the crops they all label)."""
+    from ..evaluation.landmarks import (
+        default_data_dir,
+        has_known_bad_labels,
+        landmark_split,
+        nme,
+        read_landmarks_file,
+        reference_boxes,
+    )
+
+    root = Path(data_dir) if data_dir is not None else default_data_dir()
+    names, points = read_landmarks_file(root / "landmarks.txt")
+    index = {n: i for i, n in enumerate(names)}
+    chosen = [n for n in landmark_split(names)[1] if not has_known_bad_labels(n)][:limit]
+    errors, labelled = [], []
+    with Progress(total=len(chosen), desc="pseudo-label NME", unit="crop") as bar:
+        for name in chosen:
+            img = load_image(root / name)
+            padded = np.full((img.shape[0] + 2 * CROP_PAD, img.shape[1] + 2 * CROP_PAD, 3), 127, np.uint8)
+            padded[CROP_PAD:-CROP_PAD, CROP_PAD:-CROP_PAD] = img
+            gt = points[index[name]] + CROP_PAD
+            ref = reference_boxes(gt[None]).astype(np.float32)
+            pts = np.zeros((len(teachers), 1, 5, 2), np.float32)
+            has = np.ones(1, bool)
+            anchor_box = None
+            for k, t in enumerate(teachers):
+                boxes, _, lmks = t(padded, score_threshold=min_score)
+                target = ref if anchor_box is None else anchor_box
+                if len(boxes) == 0:
+                    has[:] = False
+                    break
+                iou = box_iou(target, boxes)[0]
+                j = int(iou.argmax())
+                if iou[j] < (0.3 if anchor_box is None else min_iou):
+                    has[:] = False
+                    break
+                if anchor_box is None:
+                    anchor_box = boxes[j:j + 1]
+                pts[k, 0] = lmks[j]
+            if has[0]:
+                scale = np.sqrt(np.prod(anchor_box[:, 2:] - anchor_box[:, :2], axis=1))
+                has, lm = _agreed(pts, has, scale, max_disagreement, landmarks_from)
+                if has[0]:
+                    errors.append(float(nme(lm, gt[None])[0]))
+                    labelled.append(name)
+            bar.update(1)
+    e = np.asarray(errors)
+    return {"crops": len(chosen), "labelled": len(e), "coverage": len(e) / max(len(chosen), 1),
+            "nme": float(e.mean()) if len(e) else float("nan"),
+            "median_nme": float(np.median(e)) if len(e) else float("nan"),
+            "failure_rate": float((e > 0.10).mean()) if len(e) else float("nan"),
+            "per_crop": dict(zip(labelled, errors))}
 
 
 def box_landmark_crops(crops: list[LandmarkCrop], teacher, max_nme: float = 0.25) -> np.ndarray:

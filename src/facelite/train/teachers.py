@@ -1,8 +1,9 @@
 """Teacher detectors for pseudo-labels (NumPy + ONNX Runtime; no torch).
 
-Only permissively licensed peers may teach (see ``../shared/peers/README.md``):
-RetinaFace-mnet0.25 (MIT) and YuNet (Apache-2.0). SCRFD (non-commercial) and
-YOLO5Face (GPL) must never be used here.
+Teachers (see ``../shared/peers/README.md``): RetinaFace-mnet0.25 (MIT), YuNet (Apache-2.0) and
+SCRFD-2.5GF (InsightFace, non-commercial research only: allowed because every facelite weight is
+non-commercial through WIDER FACE anyway; NOTICE must name SCRFD / InsightFace as soon as a
+*shipped* weight learnt from it). YOLO5Face (GPL) must never be used here.
 
 Teachers run at the image's own resolution, padded bottom/right to a multiple of 32,
 and return ``(boxes (K, 4) xyxy, scores (K,), landmarks (K, 5, 2))`` in image pixels,
@@ -25,12 +26,14 @@ from .match import cxcywh_to_xyxy
 
 RETINAFACE_PATH = "peers/retinaface_mnet025/retinaface_mnet025.onnx"
 YUNET_PATH = "peers/yunet/yunet_n_dynamic.onnx"
-ALLOWED_TEACHERS = ("retinaface", "yunet")
-ANCHOR_TEACHERS = ("retinaface", "yunet", "retinaface+yunet")
+SCRFD_PATH = "peers/scrfd/scrfd_2.5g_bnkps.onnx"
+ALLOWED_TEACHERS = ("retinaface", "yunet", "scrfd")
+ANCHOR_TEACHERS = ("retinaface", "yunet", "retinaface+yunet", "scrfd")
 """Per-anchor distillation teachers (``model.teacher``): RetinaFace's own outputs (same anchors as
-facelite), YuNet's candidates projected onto the student's anchors, or the mean of the two."""
+facelite), YuNet's or SCRFD-2.5GF's candidates projected onto the student's anchors, or the mean
+of RetinaFace and YuNet."""
 FEATURE_TEACHERS = ("retinaface", "retinaface+yunet")  # those that also give SSH features to mimic
-TEACHER_PATHS = {"retinaface": RETINAFACE_PATH, "yunet": YUNET_PATH}  # relative to the shared folder
+TEACHER_PATHS = {"retinaface": RETINAFACE_PATH, "yunet": YUNET_PATH, "scrfd": SCRFD_PATH}  # relative to shared
 
 
 def teacher_files(name: str) -> list[str]:
@@ -145,6 +148,56 @@ class YuNetTeacher:
         return boxes, scores, lmks
 
 
+class SCRFDTeacher:
+    """SCRFD-2.5GF with keypoints (InsightFace; non-commercial): RGB ``(x - 127.5) / 128`` input,
+    H and W multiples of 32 (padded bottom/right with black), nine outputs (scores, box distances,
+    keypoints for strides 8, 16, 32), two priors per cell centred at ``(gx * s, gy * s)``."""
+
+    strides = (8, 16, 32)
+
+    def __init__(self, path: str | Path | None = None, threads: int = 1) -> None:
+        self.path = _require(Path(path) if path else shared_dir() / SCRFD_PATH)
+        self.session = _session(self.path, threads)
+        self.input = self.session.get_inputs()[0].name
+        if len(self.session.get_outputs()) != 9:
+            raise ValueError(f"{self.path}: expected 9 outputs (scores, boxes, keypoints x 3 strides)")
+
+    def __call__(self, image: np.ndarray, score_threshold: float = 0.5, nms_threshold: float = 0.4):
+        h, w = image.shape[:2]
+        boxes, scores, lmks = self.candidates(image, score_threshold)
+        order = np.argsort(-scores, kind="stable")
+        boxes, scores, lmks = _finish(boxes[order], scores[order], lmks[order], h, w, score_threshold, nms_threshold)
+        ok = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])  # inside the image after clipping
+        return boxes[ok], scores[ok], lmks[ok]
+
+    def candidates(self, image: np.ndarray, score_threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every prior scoring ``>= score_threshold``, before NMS: boxes (K, 4) xyxy, scores (K,),
+        landmarks (K, 5, 2), float32, in pixels of ``image`` (BGR uint8, H x W x 3; not clipped)."""
+        x = _pad32(image)
+        h, w = image.shape[:2]
+        x[:h, :w] = x[:h, :w, ::-1]  # BGR -> RGB (the padding is black in both)
+        x = (x - 127.5) / 128.0
+        outs = self.session.run(None, {self.input: x.transpose(2, 0, 1)[None].astype(np.float32)})
+        all_b, all_s, all_l = [], [], []
+        for i, s in enumerate(self.strides):
+            gh, gw = x.shape[0] // s, x.shape[1] // s
+            score = outs[i].reshape(-1)
+            per_cell, rem = divmod(len(score), gh * gw)
+            if rem or per_cell < 1:
+                raise ValueError(f"stride {s}: {len(score)} scores for a {gh}x{gw} grid")
+            idx = np.flatnonzero(score >= score_threshold)
+            cell = idx // per_cell
+            c = np.stack([cell % gw, cell // gw], axis=1).astype(np.float32) * s
+            d = outs[i + 3].reshape(-1, 4)[idx] * s
+            all_b.append(np.concatenate([c - d[:, 0:2], c + d[:, 2:4]], axis=1))
+            all_l.append(c[:, None, :] + outs[i + 6].reshape(-1, 5, 2)[idx] * s)
+            all_s.append(score[idx])
+        boxes = np.concatenate(all_b).astype(np.float32).reshape(-1, 4)
+        ok = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])  # low scores give some inverted boxes
+        return (boxes[ok], np.concatenate(all_s).astype(np.float32)[ok],
+                np.concatenate(all_l).astype(np.float32).reshape(-1, 5, 2)[ok])
+
+
 class AnchorTeacher:
     """RetinaFace-mnet0.25's raw per-anchor outputs, as soft targets for distillation.
 
@@ -192,7 +245,8 @@ class AnchorTeacher:
 
 
 class ProjectedTeacher:
-    """YuNet-n (Apache-2.0, anchor-free) as a per-anchor distillation teacher.
+    """YuNet-n (Apache-2.0, anchor-free) or SCRFD-2.5GF (``model="scrfd"``) as a per-anchor
+    distillation teacher.
 
     Its candidates (every prior scoring over ``min_score``, before NMS) are matched to the
     student's anchors as ground truth is (IoU >= ``positive_iou``): an anchor's face probability
@@ -205,13 +259,16 @@ class ProjectedTeacher:
     feature_channels = None
 
     def __init__(self, spec: ModelSpec, path: str | Path | None = None, threads: int = 1,
-                 min_score: float = 0.02, positive_iou: float = 0.35) -> None:
+                 min_score: float = 0.02, positive_iou: float = 0.35, model: str = "yunet") -> None:
+        if model not in ("yunet", "scrfd"):
+            raise ValueError(f"projected teachers: yunet or scrfd, got {model!r}")
         self.spec = spec
-        self.path = _require(Path(path) if path else shared_dir() / YUNET_PATH)
+        self.model = model
+        self.path = _require(Path(path) if path else shared_dir() / TEACHER_PATHS[model])
         self.threads = threads
         self.min_score = min_score
         self.positive_iou = positive_iou
-        self._yunet: YuNetTeacher | None = None
+        self._yunet: YuNetTeacher | SCRFDTeacher | None = None
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_yunet": None}
@@ -221,7 +278,7 @@ class ProjectedTeacher:
         (N, 2) [background, face], landmark offsets (N, 10))`` float32 for the student's N anchors."""
         h, w = _check_crop(image)
         if self._yunet is None:
-            self._yunet = YuNetTeacher(self.path, self.threads)
+            self._yunet = (YuNetTeacher if self.model == "yunet" else SCRFDTeacher)(self.path, self.threads)
         boxes, scores, lmks = self._yunet.candidates(image, self.min_score)
         anchors = anchors_for(self.spec, h, w)
         prob = np.zeros(len(anchors), np.float32)
@@ -274,7 +331,20 @@ def make_teacher(name: str, threads: int = 1):
         return RetinaFaceTeacher(threads=threads)
     if name == "yunet":
         return YuNetTeacher(threads=threads)
+    if name == "scrfd":
+        return SCRFDTeacher(threads=threads)
     raise ValueError(f"teacher must be one of {ALLOWED_TEACHERS} (licence-cleared), got {name!r}")
+
+
+def teacher_checksum(name: str) -> str:
+    """The SHA-256 of a teacher's ONNX file (the key of precomputed teacher outputs)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(_require(shared_dir() / TEACHER_PATHS[name]), "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def make_anchor_teacher(name: str, spec: ModelSpec, threads: int = 1,
@@ -285,8 +355,8 @@ def make_anchor_teacher(name: str, spec: ModelSpec, threads: int = 1,
         raise ValueError(f"anchor teachers: {ANCHOR_TEACHERS}, got {name!r}")
     if features and name not in FEATURE_TEACHERS:
         raise ValueError(f"feature distillation needs a teacher in {FEATURE_TEACHERS}, got {name!r}")
-    if name == "yunet":
-        return ProjectedTeacher(spec, threads=threads)
+    if name in ("yunet", "scrfd"):
+        return ProjectedTeacher(spec, threads=threads, model=name)
     t = RetinaFaceTeacher.spec
     if (t.strides, t.min_sizes, t.variances) != (spec.strides, spec.min_sizes, spec.variances):
         raise ValueError(f"{name}'s anchors/coding differ from the student's geometry")

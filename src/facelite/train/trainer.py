@@ -27,6 +27,7 @@ from .config import Config, resolve
 from .dataset import FaceDataset, Normalizer
 from .loss import FeatureAdapter, LossWeights, distill_loss, feature_distill_loss, multibox_loss
 from .pseudolabel import attach_crop_boxes
+from .sources import Source, SourceSampler, extra_source
 from .teachers import ANCHOR_TEACHERS, FEATURE_TEACHERS, make_anchor_teacher
 
 log = logging.getLogger("facelite.train")
@@ -244,6 +245,33 @@ def load_samples(cfg: Config) -> list[Sample]:
     return read_wider_txt(resolve(cfg.data.train_gt), image_root)
 
 
+def load_sources(cfg: Config) -> list[Source]:
+    """The main training set (:func:`load_samples`) and ``data.extra_sets``; on the sets that are
+    not exhaustive, with ``data.teacher_ignore`` (and not ``teacher_ignore_live``), the teacher's
+    sure, unlabelled faces become ignore regions (precomputed, cached per image)."""
+    sources = [Source("train", load_samples(cfg), cfg.data.train_weight, cfg.data.exhaustive)]
+    sources += [extra_source(e, resolve) for e in cfg.data.extra_sets]
+    for src in sources:
+        log.info("training set %s: %d images, %d faces, weight %g, %s", src.name, len(src.samples),
+                 sum(len(s.boxes) for s in src.samples), src.weight,
+                 "exhaustive" if src.exhaustive else "not exhaustive")
+    if cfg.data.teacher_ignore and not cfg.data.teacher_ignore_live:
+        from .teacher_cache import add_teacher_ignore, teacher_detections
+
+        for src in sources:
+            if src.exhaustive:
+                continue
+            run = teacher_detections(src.samples, cfg.data.teacher_ignore, threads=cfg.train.threads)
+            src.samples, st = add_teacher_ignore(src.samples, run.detections, cfg.data.teacher_ignore_score,
+                                                 cfg.data.teacher_ignore_iou)
+            log.info("%s: %d ignore regions (%s faces >= %g without a label, IoU < %g) in %d of %d images; "
+                     "%d labelled faces; teacher run on %d images (%.0f s), the rest cached", src.name,
+                     st["ignore_regions"], cfg.data.teacher_ignore, cfg.data.teacher_ignore_score,
+                     cfg.data.teacher_ignore_iou, st["images_with_ignore"], st["images"], st["faces"], run.computed,
+                     run.seconds)
+    return sources
+
+
 def load_paste_crops(cfg: Config):
     """Landmark crops (training part only: the evaluation's held-out 10 % never enters) with boxes."""
     if cfg.data.paste_prob <= 0 or not cfg.data.landmark_crops:
@@ -435,7 +463,8 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None,
     elif cfg.model.imagenet_weights:
         n = model.backbone.load_imagenet(resolve(cfg.model.imagenet_weights))
         log.info("ImageNet backbone: loaded %d tensors from %s", n, cfg.model.imagenet_weights)
-    samples = load_samples(cfg)
+    sources = load_sources(cfg)
+    samples = [s for src in sources for s in src.samples]
     crops = load_paste_crops(cfg)
     aug = augment_config(cfg, spec)
     anchor_teacher = None
@@ -447,9 +476,23 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None,
         log.info("distilling from %s (ONNX, in the data workers): cls weight %g, landmark weight %g%s",
                  cfg.model.teacher, cfg.train.distill_cls, cfg.train.distill_landmarks,
                  f", feature weight {cfg.train.distill_features:g}" if use_features else "")
+    live_ignore = None
+    if cfg.data.teacher_ignore and cfg.data.teacher_ignore_live:
+        from .teacher_cache import LiveIgnoreTeacher
+
+        live_ignore = LiveIgnoreTeacher(cfg.data.teacher_ignore, cfg.data.teacher_ignore_score,
+                                        cfg.data.teacher_ignore_iou)
     dataset = FaceDataset(samples, spec, aug, seed=cfg.train.seed, crops=crops, positive_iou=cfg.data.positive_iou,
-                          teacher=anchor_teacher)
-    steps_per_epoch = len(dataset) // cfg.train.batch_size
+                          teacher=anchor_teacher, live_ignore=live_ignore,
+                          live_ignore_on=np.concatenate([np.full(len(src.samples), not src.exhaustive)
+                                                         for src in sources]))
+    single = len(sources) == 1 and sources[0].weight == 1.0
+    sampler = (EpochSampler(len(dataset), cfg.train.seed) if single  # as before: the same order
+               else SourceSampler([len(src.samples) for src in sources], [src.weight for src in sources],
+                                  cfg.train.seed))
+    if not single:
+        log.info("draws per epoch: %s", ", ".join(f"{src.name} {c}" for src, c in zip(sources, sampler.counts())))
+    steps_per_epoch = len(sampler) // cfg.train.batch_size
     total_steps = steps_per_epoch * cfg.train.epochs
     warmup_steps = int(cfg.train.warmup_epochs * steps_per_epoch)
 
@@ -501,11 +544,10 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None,
     metrics_csv = run_dir / "metrics.csv"
     ensure_csv_header(metrics_csv, metric_columns(cfg))
 
-    log.info("training %s on %s: %d images, %d steps/epoch, epochs %d..%d of %d, batch %d, size %d, threads %d, "
-             "workers %d", spec.name, device, len(dataset), steps_per_epoch, start_epoch + 1, cfg.train.epochs,
+    log.info("training %s on %s: %d images, %d draws and %d steps/epoch, epochs %d..%d of %d, batch %d, size %d, "
+             "threads %d, workers %d", spec.name, device, len(dataset), len(sampler), steps_per_epoch, start_epoch + 1, cfg.train.epochs,
              cfg.train.epochs, cfg.train.batch_size, cfg.data.image_size, cfg.train.threads, cfg.train.workers)
     end_epoch = cfg.train.epochs if stop_after is None else min(cfg.train.epochs, start_epoch + stop_after)
-    sampler = EpochSampler(len(dataset), cfg.train.seed)
     if cfg.train.workers > 0:
         _single_threaded_opencv()
     pin = device.type == "cuda"
