@@ -1,0 +1,89 @@
+"""Batch augmentation in torch: labels follow the pixels through crop and flip, the same faces and
+boxes as the CPU crop, photometric jitter keeps grey grey."""
+
+import cv2
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from facelite.annotations import Sample  # noqa: E402
+from facelite.train.augment import AugmentConfig, Labels, random_square_crop  # noqa: E402
+from facelite.train.batch_augment import BatchAugmenter, plan_crop  # noqa: E402
+from facelite.train.store import open_store  # noqa: E402
+
+BOX = np.array([100, 60, 200, 180], np.float32)
+EYES = np.array([[125, 95], [175, 95]], np.float32)  # left eye red, right eye green (as seen)
+POINTS = np.array([[[125, 95], [175, 95], [150, 125], [130, 155], [170, 155]]], np.float32)
+
+
+@pytest.fixture
+def face_store(tmp_path):
+    img = np.full((240, 320, 3), 20, np.uint8)
+    x0, y0, x1, y1 = BOX.astype(int)
+    img[y0:y1, x0:x1] = 200
+    for (x, y), bgr in zip(EYES.astype(int), [(0, 0, 255), (0, 255, 0)]):
+        img[y - 6:y + 6, x - 6:x + 6] = bgr
+    cv2.imwrite(str(tmp_path / "face.png"), img)
+    s = Sample(tmp_path / "face.png", BOX[None], POINTS, np.array([True]))
+    return open_store([s], 1000, tmp_path / "store")[0]
+
+
+def test_box_and_landmarks_follow_the_pixels_through_crop_and_flip(face_store):
+    cfg = AugmentConfig(size=128, crop_scales=(0.7, 1.0, 1.4), photometric=False)
+    aug = BatchAugmenter(face_store, cfg, seed=1)
+    imgs, labels = aug([0] * 24, epoch=0)
+    assert imgs.shape == (24, 128, 128, 3) and imgs.dtype == torch.uint8
+    flips = checked = 0
+    for img, lab in zip(imgs.numpy(), labels):
+        if not len(lab):
+            continue
+        x0, y0, x1, y1 = lab.boxes[0]
+        grey = img.astype(int).sum(-1)
+        inner = grey[int(y0) + 3:int(y1) - 2, int(x0) + 3:int(x1) - 2]
+        assert np.median(inner) > 3 * 150  # the bright square is inside the box
+        if x0 > 3:
+            assert grey[int((y0 + y1) / 2), int(x0) - 3] < 3 * 40  # ... and just left of it is dark
+        pts = lab.landmarks[0]
+        assert pts[0, 0] < pts[1, 0] and pts[3, 0] < pts[4, 0]  # left before right, as seen
+        if not (pts[0] >= 2).all() or not (pts[0] < 126).all():
+            continue  # the eye was cropped away
+        b, g, r = img[int(round(pts[0, 1])), int(round(pts[0, 0]))].astype(int)
+        flipped = g > r  # the left eye (as seen) is the originally right (green) one after a flip
+        assert (r > 150 and g < 80) or flipped and (g > 150 and r < 80)
+        flips += flipped
+        checked += 1
+    assert checked >= 16 and 0 < flips < checked
+
+
+def test_crop_keeps_the_cpu_crops_faces_and_boxes():
+    rng = np.random.default_rng(0)
+    cfg = AugmentConfig(size=160, crop_scales=(0.3, 0.6, 1.0, 1.6), flip_prob=0.0)
+    k = 30
+    xy = rng.uniform(0, 380, (k, 2))
+    wh = rng.uniform(3, 80, (k, 2))
+    boxes = np.concatenate([xy, xy + wh], 1).astype(np.float32)
+    lab = Labels(boxes, rng.uniform(0, 400, (k, 5, 2)).astype(np.float32), rng.random(k) < 0.5, rng.random(k) < 0.2)
+    image = np.zeros((300, 450, 3), np.uint8)
+    for seed in range(40):
+        _, ref = random_square_crop(image, lab, cfg, np.random.default_rng(seed))
+        plan = plan_crop(0, 300, 450, lab, cfg, np.random.default_rng(seed))
+        got = plan.labels
+        assert len(got) == len(ref)
+        np.testing.assert_array_equal(got.ignore, ref.ignore)
+        np.testing.assert_array_equal(got.has_landmarks, ref.has_landmarks)
+        np.testing.assert_allclose(got.boxes, ref.boxes, atol=0.6)  # zoomed-out placement is rounded
+        np.testing.assert_allclose(got.landmarks, ref.landmarks, atol=0.6)
+
+
+def test_photometric_keeps_grey_grey_and_changes_something(tmp_path):
+    cv2.imwrite(str(tmp_path / "g.png"), np.tile(np.arange(0, 256, 2, dtype=np.uint8)[None, :, None], (64, 1, 3)))
+    store = open_store([Sample(tmp_path / "g.png", np.zeros((0, 4), np.float32))], 1000, tmp_path / "s")[0]
+    cfg = AugmentConfig(size=64, crop_scales=(1.0,), flip_prob=0.0)
+    imgs, _ = BatchAugmenter(store, cfg, seed=0)([0] * 16, epoch=0)
+    x = imgs.numpy().astype(int)
+    assert np.abs(x - x[..., :1]).max() <= 1  # saturation and hue leave grey alone
+    plain, _ = BatchAugmenter(store, AugmentConfig(size=64, crop_scales=(1.0,), flip_prob=0.0, photometric=False))(
+        [0] * 16, epoch=0)
+    changed = [np.abs(x[i] - plain.numpy()[i].astype(int)).mean() > 2 for i in range(16)]
+    assert 4 <= sum(changed) < 16  # each step is drawn with probability 0.5
