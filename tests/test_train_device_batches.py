@@ -1,0 +1,75 @@
+"""Training with ``train.device_batches``: image store, batch augmentation, torch matching and a
+batched ONNX teacher in the trainer."""
+
+import csv
+
+import cv2
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from facelite.annotations import Sample, write_retinaface_labels  # noqa: E402
+from facelite.train.config import Config, DataConfig, ModelConfig, TrainConfig  # noqa: E402
+from facelite.train.trainer import train  # noqa: E402
+
+
+@pytest.fixture
+def tiny_config(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACELITE_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "images"
+    (root / "ev").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    samples = []
+    for i in range(4):
+        img = rng.integers(0, 60, (96, 128, 3), dtype=np.uint8)
+        x, y = 20 + 10 * i, 20
+        img[y : y + 40, x : x + 32] = 200
+        cv2.imwrite(str(root / "ev" / f"{i}.png"), img)
+        pts = np.array([[x + 8, y + 12], [x + 24, y + 12], [x + 16, y + 22], [x + 10, y + 30], [x + 22, y + 30]])
+        samples.append(Sample(root / "ev" / f"{i}.png", np.array([[x, y, x + 32, y + 40]], np.float32),
+                              pts[None].astype(np.float32), np.array([i % 2 == 0])))
+    write_retinaface_labels(samples, tmp_path / "label.txt", root)
+    return Config(
+        model=ModelConfig(alpha=0.35, fpn_channels=16),
+        data=DataConfig(train_labels=str(tmp_path / "label.txt"), train_images=str(root), image_size=64,
+                        paste_prob=0.0, crop_scales=[0.6, 1.0]),
+        train=TrainConfig(epochs=1, batch_size=2, workers=0, threads=1, eval_every=0, warmup_epochs=0.5,
+                          ema_warmup_steps=2, run_dir=str(tmp_path / "run"), device_batches=True),
+    )
+
+
+def test_two_steps_on_device_batches_then_the_store_is_reused(tiny_config, tmp_path):
+    run = train(tiny_config)
+    ck = torch.load(run / "last.pt", map_location="cpu", weights_only=True)
+    assert ck["epoch"] == 1 and ck["step"] == 2
+    rows = list(csv.DictReader((run / "losses.csv").open()))
+    assert np.isfinite(float(rows[0]["total"])) and float(rows[0]["box"]) > 0  # faces were matched
+    log = (run / "train.log").read_text()
+    assert "4 images" in log and "built in" in log
+    assert list((tmp_path / "cache" / "stores").iterdir())
+    tiny_config.train.epochs = 2
+    train(tiny_config)  # resumes epoch 2 from the same store, not rebuilt
+    assert "checked in" in (run / "train.log").read_text()
+
+
+@pytest.mark.shared
+def test_retinaface_teacher_on_the_batch_matches_the_per_image_teacher(tiny_config):
+    from facelite.train.batch_teacher import BatchTeacher
+    from facelite.train.teachers import AnchorTeacher
+
+    per_image = AnchorTeacher(features=True)
+    imgs = torch.from_numpy(np.random.default_rng(1).integers(0, 255, (3, 64, 96, 3), dtype=np.uint8))
+    got = BatchTeacher(per_image)(imgs)
+    want = [per_image(img) for img in imgs.numpy()]
+    assert len(got) == 5
+    for k in range(5):
+        ref = np.stack([w[k] for w in want]).astype(np.float32)
+        np.testing.assert_allclose(got[k].float().numpy(), ref, rtol=1e-3, atol=1e-3)
+
+    tiny_config.model.teacher = "retinaface"
+    tiny_config.train.distill_features = 1.0
+    tiny_config.data.image_size = 64
+    run = train(tiny_config)
+    rows = list(csv.DictReader((run / "losses.csv").open()))
+    assert float(rows[0]["kd_cls"]) > 0 and float(rows[0]["kd_features"]) > 0
