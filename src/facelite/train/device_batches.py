@@ -41,9 +41,18 @@ class DeviceBatches:
         imgs, labels = self.augmenter(indices, epoch, draws)
         boxes, lmks, has, valid, ign = pad_labels([(lb.boxes, lb.landmarks, lb.has_landmarks, lb.ignore)
                                                    for lb in labels], self.device)
-        t = encode_batch(self.anchors, self.anchors_xyxy, boxes, lmks, has, valid, ign, self.spec.variances,
-                         self.positive_iou)
-        item = (imgs, t.labels, t.boxes, t.landmarks, t.landmark_mask)
+        args = (self.spec.variances, self.positive_iou)
+        if self.device.type == "cuda":  # one call on the padded batch
+            t = encode_batch(self.anchors, self.anchors_xyxy, boxes, lmks, has, valid, ign, *args)
+            item = (imgs, t.labels, t.boxes, t.landmarks, t.landmark_mask)
+        else:  # image by image: the padding to the batch's most faces (hundreds in crowds) costs more here
+            per = []
+            for k in range(len(labels)):
+                m = max(int(valid[k].sum()), 1)
+                per.append(encode_batch(self.anchors, self.anchors_xyxy, boxes[k:k + 1, :m], lmks[k:k + 1, :m],
+                                        has[k:k + 1, :m], valid[k:k + 1, :m], ign[k:k + 1, :m], *args))
+            item = (imgs, *(torch.cat([getattr(t, f) for t in per]) for f in ("labels", "boxes", "landmarks",
+                                                                             "landmark_mask")))
         if self.teacher is not None:
             item += self.teacher(imgs)
         return item
