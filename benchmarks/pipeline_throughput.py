@@ -26,12 +26,19 @@ from pathlib import Path
 import numpy as np
 
 
-def _samples(n: int):
-    from facelite.annotations import read_wider_txt
+def _samples(n: int, labels: str = "", images: str = "data/widerface/train/images"):
+    """The first ``n`` images with faces: of ``labels`` (a RetinaFace label.txt, WIDER txt or COCO
+    file, relative to the shared folder: a data pack has ``data/widerface/train/label.txt``) or of
+    the WIDER train split's ground truth."""
+    from facelite.annotations import read_labels, read_wider_txt
     from facelite.paths import shared_dir
 
-    root = shared_dir() / "data/widerface/train"
-    return [s for s in read_wider_txt(root / "wider_face_train_bbx_gt.txt", root / "images") if len(s.boxes)][:n]
+    root = shared_dir()
+    if labels:
+        found = [s.without_ignored() for s in read_labels(root / labels, root / images)]
+    else:
+        found = read_wider_txt(root / "data/widerface/train/wider_face_train_bbx_gt.txt", root / images)
+    return [s for s in found if len(s.boxes)][:n]
 
 
 def _aug(size: int):
@@ -82,7 +89,7 @@ def measure(args) -> dict:
     from facelite.train.store import needed_short_side, open_store
 
     spec = default_spec(0.35)
-    samples = _samples(args.images)
+    samples = _samples(args.images, args.labels, args.images_dir)
     results: dict = {"images": len(samples), "batch": args.batch, "device": args.device, "rows": [],
                      "load_average": os.getloadavg()}
     tmp = Path(tempfile.mkdtemp(prefix="facelite-store-"))
@@ -175,6 +182,8 @@ def train_steps(args, samples, store, spec, size: int) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--images", type=int, default=200, help="first N WIDER train-split images with faces")
+    p.add_argument("--labels", default="", help="label file under the shared folder (default: WIDER train gt)")
+    p.add_argument("--images-dir", default="data/widerface/train/images", help="their image folder, under it")
     p.add_argument("--sizes", type=int, nargs="+", default=[320, 480])
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--batches", type=int, default=3, help="batches timed per measurement")
