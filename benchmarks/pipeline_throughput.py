@@ -7,8 +7,8 @@ full training steps of alpha 0.35 fed by each.
     python -m benchmarks.pipeline_throughput                          # 200 WIDER train images, 320 and 480 px
     python -m benchmarks.pipeline_throughput --device cuda --images 2281 --batches 20 --workers 0 7 14 --json out.json
 
-Both paths do the same augmentation (crop, colour jitter, flip; no landmark-crop pasting, no
-mosaic: the device path has neither). Loader times include starting the workers (fork, the
+Both paths do the same augmentation (crop, colour jitter, flip, mosaic with ``--mosaic``; no
+landmark-crop pasting: the device path has none). Loader times include starting the workers (fork, the
 teacher's session); the device path is timed after one warm-up batch; the store is built once,
 beforehand, and its time reported apart. A benchmark, not a test: the numbers depend on the
 machine and on what else runs on it.
@@ -41,11 +41,14 @@ def _samples(n: int, labels: str = "", images: str = "data/widerface/train/image
     return [s for s in found if len(s.boxes)][:n]
 
 
+MOSAIC = [0.0]  # set from --mosaic
+
+
 def _aug(size: int):
     from facelite.train.augment import AugmentConfig
 
     return AugmentConfig(size=size, crop_scales=(0.3, 0.45, 0.6, 0.8, 1.0, 1.0, 1.25, 1.6, 2.0),
-                         fill_bgr=(104, 117, 123))
+                         fill_bgr=(104, 117, 123), mosaic_prob=MOSAIC[0])
 
 
 def _loader_batches(samples, spec, size: int, batch: int, workers: int, teacher: bool):
@@ -90,7 +93,8 @@ def measure(args) -> dict:
 
     spec = default_spec(0.35)
     samples = _samples(args.images, args.labels, args.images_dir)
-    results: dict = {"images": len(samples), "batch": args.batch, "device": args.device, "rows": [],
+    results: dict = {"images": len(samples), "batch": args.batch, "device": args.device, "mosaic": args.mosaic,
+                     "rows": [],
                      "load_average": os.getloadavg()}
     tmp = Path(tempfile.mkdtemp(prefix="facelite-store-"))
     for size in args.sizes:
@@ -196,7 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--store-threads", type=int, default=2)
     p.add_argument("--train-steps", type=int, default=2, help="timed training steps per path (0: none)")
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--mosaic", type=float, default=0.0, help="mosaic probability on both paths")
     args = p.parse_args(argv)
+    MOSAIC[0] = args.mosaic
     res = measure(args)
     print(json.dumps(res, indent=1))
     if args.json:

@@ -8,8 +8,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from facelite.annotations import Sample  # noqa: E402
-from facelite.train.augment import AugmentConfig, Labels, random_square_crop  # noqa: E402
-from facelite.train.batch_augment import BatchAugmenter, plan_crop  # noqa: E402
+from facelite.train.augment import AugmentConfig, Labels, mosaic, random_square_crop  # noqa: E402
+from facelite.train.batch_augment import BatchAugmenter, crop_tile, mosaic_tiles  # noqa: E402
 from facelite.train.store import open_store  # noqa: E402
 
 BOX = np.array([100, 60, 200, 180], np.float32)
@@ -29,30 +29,32 @@ def face_store(tmp_path):
     return open_store([s], 1000, tmp_path / "store")[0]
 
 
-def test_box_and_landmarks_follow_the_pixels_through_crop_and_flip(face_store):
-    cfg = AugmentConfig(size=128, crop_scales=(0.7, 1.0, 1.4), photometric=False)
+@pytest.mark.parametrize("mosaic_prob", [0.0, 1.0])
+def test_box_and_landmarks_follow_the_pixels_through_crop_and_flip(face_store, mosaic_prob):
+    cfg = AugmentConfig(size=128, crop_scales=(0.7, 1.0, 1.4), photometric=False, mosaic_prob=mosaic_prob)
     aug = BatchAugmenter(face_store, cfg, seed=1)
     imgs, labels = aug([0] * 24, epoch=0)
     assert imgs.shape == (24, 128, 128, 3) and imgs.dtype == torch.uint8
     flips = checked = 0
     for img, lab in zip(imgs.numpy(), labels):
-        if not len(lab):
-            continue
-        x0, y0, x1, y1 = lab.boxes[0]
         grey = img.astype(int).sum(-1)
-        inner = grey[int(y0) + 3:int(y1) - 2, int(x0) + 3:int(x1) - 2]
-        assert np.median(inner) > 3 * 150  # the bright square is inside the box
-        if x0 > 3:
-            assert grey[int((y0 + y1) / 2), int(x0) - 3] < 3 * 40  # ... and just left of it is dark
-        pts = lab.landmarks[0]
-        assert pts[0, 0] < pts[1, 0] and pts[3, 0] < pts[4, 0]  # left before right, as seen
-        if not (pts[0] >= 2).all() or not (pts[0] < 126).all():
-            continue  # the eye was cropped away
-        b, g, r = img[int(round(pts[0, 1])), int(round(pts[0, 0]))].astype(int)
-        flipped = g > r  # the left eye (as seen) is the originally right (green) one after a flip
-        assert (r > 150 and g < 80) or flipped and (g > 150 and r < 80)
-        flips += flipped
-        checked += 1
+        for j in range(len(lab)):
+            x0, y0, x1, y1 = lab.boxes[j]
+            inner = grey[int(y0) + 3:int(y1) - 2, int(x0) + 3:int(x1) - 2]
+            assert inner.size == 0 or np.median(inner) > 3 * 150  # the bright square is inside the box
+            if x0 > 3 and not mosaic_prob:
+                assert grey[int((y0 + y1) / 2), int(x0) - 3] < 3 * 40  # ... and just left of it is dark
+            pts = lab.landmarks[j]
+            if not lab.has_landmarks[j] and mosaic_prob:
+                continue  # a point left its mosaic window
+            assert pts[0, 0] < pts[1, 0] and pts[3, 0] < pts[4, 0]  # left before right, as seen
+            if not (pts[0] >= 2).all() or not (pts[0] < 126).all():
+                continue  # the eye was cropped away
+            b, g, r = img[int(round(pts[0, 1])), int(round(pts[0, 0]))].astype(int)
+            flipped = g > r  # the left eye (as seen) is the originally right (green) one after a flip
+            assert (r > 150 and g < 80) or flipped and (g > 150 and r < 80)
+            flips += flipped
+            checked += 1
     assert checked >= 16 and 0 < flips < checked
 
 
@@ -67,8 +69,7 @@ def test_crop_keeps_the_cpu_crops_faces_and_boxes():
     image = np.zeros((300, 450, 3), np.uint8)
     for seed in range(40):
         _, ref = random_square_crop(image, lab, cfg, np.random.default_rng(seed))
-        plan = plan_crop(0, 300, 450, lab, cfg, np.random.default_rng(seed))
-        got = plan.labels
+        _, got = crop_tile(0, 300, 450, lab, cfg, np.random.default_rng(seed))
         assert len(got) == len(ref)
         np.testing.assert_array_equal(got.ignore, ref.ignore)
         np.testing.assert_array_equal(got.has_landmarks, ref.has_landmarks)
@@ -87,3 +88,34 @@ def test_photometric_keeps_grey_grey_and_changes_something(tmp_path):
         [0] * 16, epoch=0)
     changed = [np.abs(x[i] - plain.numpy()[i].astype(int)).mean() > 2 for i in range(16)]
     assert 4 <= sum(changed) < 16  # each step is drawn with probability 0.5
+
+
+def _random_labels(rng, k: int, w: int, h: int) -> Labels:
+    xy = rng.uniform(0, [w - 10, h - 10], (k, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(3, 60, (k, 2))], 1).astype(np.float32)
+    lmks = (boxes[:, None, :2] + rng.uniform(0, 1, (k, 5, 2)) * (boxes[:, None, 2:] - boxes[:, None, :2]))
+    return Labels(boxes, lmks.astype(np.float32), rng.random(k) < 0.7, rng.random(k) < 0.2)
+
+
+def test_mosaic_keeps_the_cpu_mosaics_faces_and_boxes(tmp_path):
+    rng = np.random.default_rng(2)
+    sizes = [(200, 300), (240, 180), (150, 150), (320, 260)]
+    samples, tiles = [], []
+    for k, (h, w) in enumerate(sizes):
+        lab = _random_labels(rng, 12, w, h)
+        cv2.imwrite(str(tmp_path / f"{k}.png"), np.zeros((h, w, 3), np.uint8))
+        samples.append(Sample(tmp_path / f"{k}.png", lab.boxes, lab.landmarks, lab.has_landmarks, lab.ignore))
+        tiles.append((np.zeros((h, w, 3), np.uint8), lab))
+    store = open_store(samples, 10_000, tmp_path / "store")[0]
+    cfg = AugmentConfig(size=128, crop_scales=(0.3, 0.6, 1.0))  # no zoom-out: no rounded placement
+    kept = 0
+    for seed in range(30):
+        _, ref = mosaic(tiles, cfg, np.random.default_rng(seed))
+        _, got = mosaic_tiles([0, 1, 2, 3], store, cfg, np.random.default_rng(seed))
+        assert len(got) == len(ref)
+        np.testing.assert_array_equal(got.has_landmarks, ref.has_landmarks)
+        np.testing.assert_array_equal(got.ignore, ref.ignore)
+        np.testing.assert_allclose(got.boxes, ref.boxes, atol=1e-3)
+        np.testing.assert_allclose(got.landmarks, ref.landmarks, atol=1e-3)
+        kept += len(got)
+    assert kept > 30

@@ -33,7 +33,7 @@ def tiny_config(tmp_path, monkeypatch):
     return Config(
         model=ModelConfig(alpha=0.35, fpn_channels=16),
         data=DataConfig(train_labels=str(tmp_path / "label.txt"), train_images=str(root), image_size=64,
-                        paste_prob=0.0, crop_scales=[0.6, 1.0]),
+                        paste_prob=0.0, crop_scales=[0.6, 1.0], mosaic_prob=0.5),
         train=TrainConfig(epochs=1, batch_size=2, workers=0, threads=1, eval_every=0, warmup_epochs=0.5,
                           ema_warmup_steps=2, run_dir=str(tmp_path / "run"), device_batches=True),
     )

@@ -12,7 +12,8 @@ area, nearest (no Lanczos); the placement of a zoomed-out crop is rounded to who
 (the labels follow the rounded map exactly); photometric steps run in float without the uint8
 truncation between them; saturation is HSV's exact S scaling (``c' = V - k (V - c)``, S capped
 at 1) but hue is a rotation about the grey axis (the same ±18° range), not an HSV hue shift;
-landmark-crop pasting, mosaic and the image degradations are not done on this path.
+mosaic follows :func:`facelite.train.augment.mosaic` (same draws and label rules); landmark-crop
+pasting and the image degradations are not done on this path.
 
 Images are BGR uint8; out: ``(B, S, S, 3)`` BGR uint8 on the device, the DataLoader path's layout.
 """
@@ -27,22 +28,33 @@ import torch
 import torch.nn.functional as F
 
 from ..spec import FLIP_PERMUTATION
-from .augment import AugmentConfig, Labels, choose_square
+from .augment import AugmentConfig, Labels, _centres_inside, choose_square, mosaic_partners
 from .store import ImageStore
 
 MODES = ("bilinear", "bicubic", "area", "nearest")
 
 
 @dataclass
-class CropPlan:
-    """One sample's geometry: the window ``[ix0, ix1) x [iy0, iy1)`` of the stored image (its
-    pixels) goes to ``[ox0, ox1) x [oy0, oy1)`` of the output; ``mode`` indexes :data:`MODES`;
-    ``labels`` are in output pixels (flip already applied when ``flip``)."""
+class Tile:
+    """One stored image in a sample: its window ``[ix0, ix1) x [iy0, iy1)`` (stored pixels) is
+    resized onto ``[ox0, ox1) x [oy0, oy1)`` of an S x S crop (``mode`` indexes :data:`MODES`;
+    the rest of the crop is the fill colour). Without ``cut`` that crop is the sample; in a
+    mosaic, its rectangle ``cut = (tx, ty, qw, qh)`` goes to ``at = (qx0, qy0)`` of the sample."""
 
     index: int
     window: tuple[int, int, int, int]
     place: tuple[int, int, int, int]
     mode: int
+    cut: tuple[int, int, int, int] | None = None
+    at: tuple[int, int] = (0, 0)
+
+
+@dataclass
+class SamplePlan:
+    """One sample: its tiles (1, or 4 for a mosaic), whether it is flipped, and its labels in
+    output pixels (flip applied)."""
+
+    tiles: list[Tile]
     flip: bool
     labels: Labels
 
@@ -60,8 +72,10 @@ class Photometric:
     hue: np.ndarray
 
 
-def plan_crop(index: int, h: int, w: int, labels: Labels, cfg: AugmentConfig, rng: np.random.Generator) -> CropPlan:
-    """The crop and flip of one ``h`` x ``w`` stored image, and its labels in output pixels."""
+def crop_tile(index: int, h: int, w: int, labels: Labels, cfg: AugmentConfig,
+              rng: np.random.Generator) -> tuple[Tile, Labels]:
+    """The random square crop of one ``h`` x ``w`` stored image (the random draws of
+    :func:`facelite.train.augment.random_square_crop`), and its labels in the crop's pixels."""
     size = cfg.size
     side, x0, y0, inside = choose_square(h, w, labels, cfg, rng)
     mode = int(rng.integers(len(MODES)))
@@ -79,10 +93,51 @@ def plan_crop(index: int, h: int, w: int, labels: Labels, cfg: AugmentConfig, rn
     lmks = (kept.landmarks * scale + shift).astype(np.float32)
     valid = (boxes[:, 2] - boxes[:, 0] > 1e-3) & (boxes[:, 3] - boxes[:, 1] > 1e-3)
     lab = Labels(boxes, lmks, kept.has_landmarks, kept.ignore).select(valid)
+    return Tile(index, (ix0, iy0, ix1, iy1), (ox0, oy0, ox1, oy1), mode), lab
+
+
+def mosaic_tiles(indices: list[int], store: ImageStore, cfg: AugmentConfig,
+                 rng: np.random.Generator) -> tuple[list[Tile], Labels]:
+    """Four stored images in one sample, with the draws and label rules of
+    :func:`facelite.train.augment.mosaic` (quadrants around a random centre, a random window of
+    each tile's crop, faces kept when their centre is in it, clipped to it, kept when wider and
+    taller than 1 px, landmarks dropped when one lies outside it)."""
+    size = cfg.size
+    cx, cy = (int(v) for v in rng.integers(size // 4, size - size // 4 + 1, 2))
+    quadrants = ((0, 0, cx, cy), (cx, 0, size, cy), (0, cy, cx, size), (cx, cy, size, size))
+    tiles, boxes, lmks, has, ign = [], [], [], [], []
+    for i, (qx0, qy0, qx1, qy1) in zip(indices, quadrants):
+        tile, lab = crop_tile(i, int(store.shapes[i][0]), int(store.shapes[i][1]), store.labels(i), cfg, rng)
+        qw, qh = qx1 - qx0, qy1 - qy0
+        tx, ty = int(rng.integers(0, size - qw + 1)), int(rng.integers(0, size - qh + 1))
+        tile.cut, tile.at = (tx, ty, qw, qh), (qx0, qy0)
+        tiles.append(tile)
+        lab = lab.select(_centres_inside(lab.boxes, tx, ty, qw, qh))
+        shift = np.array([qx0 - tx, qy0 - ty], np.float32)
+        b = np.clip(lab.boxes + np.tile(shift, 2), [qx0, qy0, qx0, qy0], [qx1, qy1, qx1, qy1]).astype(np.float32)
+        valid = (b[:, 2] - b[:, 0] > 1) & (b[:, 3] - b[:, 1] > 1)
+        pts = lab.landmarks + shift
+        inside = np.all((pts > [qx0, qy0]) & (pts < [qx1, qy1]), axis=(1, 2))
+        boxes.append(b[valid])
+        lmks.append(pts[valid].astype(np.float32))
+        has.append((lab.has_landmarks & inside)[valid])
+        ign.append(lab.ignore[valid])
+    return tiles, Labels(np.concatenate(boxes).reshape(-1, 4), np.concatenate(lmks).reshape(-1, 5, 2),
+                         np.concatenate(has).astype(bool), np.concatenate(ign).astype(bool))
+
+
+def plan_sample(index: int, store: ImageStore, cfg: AugmentConfig, rng: np.random.Generator) -> SamplePlan:
+    """One sample of stored image ``index``: a mosaic with three other stored images (drawn as
+    :func:`facelite.train.augment.mosaic_partners` does) or its own crop, then the flip."""
+    partners = mosaic_partners(len(store), cfg, rng)
+    if partners:
+        tiles, lab = mosaic_tiles([index, *partners], store, cfg, rng)
+    else:
+        tile, lab = crop_tile(index, int(store.shapes[index][0]), int(store.shapes[index][1]),
+                              store.labels(index), cfg, rng)
+        tiles = [tile]
     flip = bool(rng.random() < cfg.flip_prob)
-    if flip:
-        lab = flip_labels(lab, size)
-    return CropPlan(index, (ix0, iy0, ix1, iy1), (ox0, oy0, ox1, oy1), mode, flip, lab)
+    return SamplePlan(tiles, flip, flip_labels(lab, cfg.size) if flip else lab)
 
 
 def flip_labels(labels: Labels, width: int) -> Labels:
@@ -170,6 +225,22 @@ class BatchAugmenter:
             part = torch.from_numpy(np.array(self.store.image(i)[iy0:iy1, ix0:ix1]))  # a writable copy
         return part.permute(2, 0, 1)[None].float()
 
+    def _render(self, t: Tile, out: torch.Tensor) -> None:
+        """Draw tile ``t`` into ``out`` (1, 3, S, S) float32."""
+        ox0, oy0, ox1, oy1 = t.place
+        mode = MODES[t.mode]
+        kw = {"antialias": True, "align_corners": False} if mode in ("bilinear", "bicubic") else {}
+        resized = F.interpolate(self._window(t.index, t.window), size=(oy1 - oy0, ox1 - ox0), mode=mode, **kw)
+        if t.cut is None:
+            out[:, :, oy0:oy1, ox0:ox1] = resized
+            return
+        size = out.shape[-1]
+        crop = self.fill.expand(1, 3, size, size).clone()
+        crop[:, :, oy0:oy1, ox0:ox1] = resized
+        tx, ty, qw, qh = t.cut
+        qx0, qy0 = t.at
+        out[:, :, qy0:qy0 + qh, qx0:qx0 + qw] = crop[:, :, ty:ty + qh, tx:tx + qw]
+
     def __call__(self, indices: list[int], epoch: int, draws: list[int] | None = None) -> tuple[torch.Tensor, list[Labels]]:
         """Augment the stored images ``indices``; randomness is a pure function of ``(seed, epoch,
         draw)`` per sample, ``draws`` the samples' positions in the epoch (default 0..B-1), so an
@@ -178,16 +249,12 @@ class BatchAugmenter:
         size, cfg = self.cfg.size, self.cfg
         draws = list(range(len(indices))) if draws is None else draws
         rngs = [np.random.default_rng((self.seed, epoch, int(d), 31337)) for d in draws]
-        plans = [plan_crop(int(i), int(self.store.shapes[i][0]), int(self.store.shapes[i][1]),
-                           self.store.labels(int(i)), cfg, rng) for i, rng in zip(indices, rngs)]
+        plans = [plan_sample(int(i), self.store, cfg, rng) for i, rng in zip(indices, rngs)]
         photo = draw_photometric(rngs, cfg.photometric)
         out = self.fill.expand(len(plans), 3, size, size).clone()
         for k, pl in enumerate(plans):
-            ox0, oy0, ox1, oy1 = pl.place
-            mode = MODES[pl.mode]
-            kw = {"antialias": True, "align_corners": False} if mode in ("bilinear", "bicubic") else {}
-            out[k:k + 1, :, oy0:oy1, ox0:ox1] = F.interpolate(self._window(pl.index, pl.window),
-                                                              size=(oy1 - oy0, ox1 - ox0), mode=mode, **kw)
+            for t in pl.tiles:
+                self._render(t, out[k:k + 1])
         if cfg.photometric:
             out = apply_photometric(out, photo)
         flip = torch.tensor([pl.flip for pl in plans], device=self.device)

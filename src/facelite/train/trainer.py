@@ -315,7 +315,7 @@ def make_device_batches(cfg: Config, spec: ModelSpec, aug: AugmentConfig, sample
     if cfg.data.teacher_ignore and cfg.data.teacher_ignore_live:
         raise ValueError("train.device_batches: data.teacher_ignore_live is not supported (use the precomputed "
                          "teacher ignore regions)")
-    skipped = [k for k in ("paste_prob", "mosaic_prob", "blur_prob", "jpeg_prob", "gray_prob") if getattr(cfg.data, k) > 0]
+    skipped = [k for k in ("paste_prob", "blur_prob", "jpeg_prob", "gray_prob") if getattr(cfg.data, k) > 0]
     if skipped:
         log.warning("train.device_batches: %s not applied on this path", ", ".join(f"data.{k}" for k in skipped))
     t0 = time.time()
