@@ -119,3 +119,46 @@ def test_mosaic_keeps_the_cpu_mosaics_faces_and_boxes(tmp_path):
         np.testing.assert_allclose(got.landmarks, ref.landmarks, atol=1e-3)
         kept += len(got)
     assert kept > 30
+
+
+def _crops(tmp_path):
+    from facelite.annotations import LandmarkCrop
+
+    crops, images = [], []
+    for k, (h, w) in enumerate([(80, 80), (60, 70), (90, 64)]):
+        yy, xx = np.mgrid[0:h, 0:w]
+        img = np.stack([xx * 255 // w, yy * 255 // h, np.full((h, w), 60 * k)], -1).astype(np.uint8)  # smooth
+        box = np.array([0.2 * w, 0.25 * h, 0.8 * w, 0.9 * h], np.float32)
+        pts = np.array([[0.35, 0.4], [0.65, 0.4], [0.5, 0.55], [0.38, 0.75], [0.62, 0.75]], np.float32) * [w, h]
+        crops.append(LandmarkCrop(tmp_path / f"c{k}.png", pts.astype(np.float32), box, f"c{k}"))
+        images.append(img)
+    return crops, images
+
+
+def test_paste_labels_and_pixels_match_the_cpu_paste(face_store, tmp_path):
+    from facelite.train.augment import paste_landmark_crops
+    from facelite.train.batch_augment import plan_pastes
+
+    crops, images = _crops(tmp_path)
+    cfg = AugmentConfig(size=128, paste_prob=1.0, paste_max=3, paste_max_size=0.6)
+    aug = BatchAugmenter(face_store, cfg, crops=crops, crop_images=images)
+    base = Labels(np.array([[10, 10, 40, 50]], np.float32), np.zeros((1, 5, 2), np.float32), np.array([False]))
+    pasted = 0
+    for seed in range(12):
+        grey = np.full((128, 128, 3), 90, np.uint8)
+        ref_img, ref = paste_landmark_crops(grey, base, crops, images, cfg, np.random.default_rng(seed))
+        pastes, got = plan_pastes(base, crops, aug.crop_shapes, cfg, np.random.default_rng(seed))
+        assert len(got) == len(ref) == 1 + len(pastes)
+        np.testing.assert_allclose(got.boxes, ref.boxes, atol=1e-4)
+        np.testing.assert_allclose(got.landmarks, ref.landmarks, atol=1e-4)
+        assert got.has_landmarks.tolist() == ref.has_landmarks.tolist()
+        out = torch.full((1, 3, 128, 128), 90.0)
+        for p in pastes:
+            aug._paste(p, out)
+        img = out[0].permute(1, 2, 0).numpy()
+        assert np.abs(img - ref_img).mean() < 1.5
+        for b in got.boxes[1:]:  # the crop's face is there, not the grey
+            x0, y0, x1, y1 = b.astype(int)
+            assert np.abs(img[y0:y1, x0:x1] - 90).mean() > 15
+        pasted += len(pastes)
+    assert pasted >= 12

@@ -73,3 +73,37 @@ def test_retinaface_teacher_on_the_batch_matches_the_per_image_teacher(tiny_conf
     run = train(tiny_config)
     rows = list(csv.DictReader((run / "losses.csv").open()))
     assert float(rows[0]["kd_cls"]) > 0 and float(rows[0]["kd_features"]) > 0
+
+
+def test_pasted_crops_reach_the_targets_through_the_trainer(tiny_config, tmp_path, monkeypatch):
+    """Landmark crops pasted on the device path: with the stored images' landmarks switched off,
+    every anchor with a landmark target comes from a pasted crop."""
+    from facelite.annotations import LandmarkCrop
+    from facelite.train import trainer
+    from facelite.train.device_batches import DeviceBatches
+
+    crops = []
+    for k in range(3):
+        img = np.full((80, 80, 3), 40 + 60 * k, np.uint8)
+        cv2.imwrite(str(tmp_path / f"crop{k}.png"), img)
+        pts = np.array([[28, 35], [52, 35], [40, 48], [30, 60], [50, 60]], np.float32)
+        crops.append(LandmarkCrop(tmp_path / f"crop{k}.png", pts, np.array([16, 16, 64, 72], np.float32), f"c{k}"))
+    seen = {}
+
+    def spy(*args, **kwargs):
+        seen["batches"] = made = DeviceBatches(*args, **kwargs)
+        return made
+
+    monkeypatch.setattr(trainer, "load_paste_crops", lambda cfg: crops)
+    monkeypatch.setattr("facelite.train.device_batches.DeviceBatches", spy)
+    tiny_config.data.paste_prob = 1.0
+    tiny_config.data.paste_max_size = 0.6
+    run = train(tiny_config)
+    assert np.isfinite(float(list(csv.DictReader((run / "losses.csv").open()))[0]["total"]))
+    db = seen["batches"]
+    assert len(db.augmenter.crops) == 3
+    db.augmenter.store.has_landmarks[:] = False  # only the pasted faces have landmarks now
+    n = 0
+    for k in range(4):
+        n += int(db.batch([0, 1, 2, 3], epoch=k)[4].sum())
+    assert n > 0

@@ -12,8 +12,9 @@ area, nearest (no Lanczos); the placement of a zoomed-out crop is rounded to who
 (the labels follow the rounded map exactly); photometric steps run in float without the uint8
 truncation between them; saturation is HSV's exact S scaling (``c' = V - k (V - c)``, S capped
 at 1) but hue is a rotation about the grey axis (the same ±18° range), not an HSV hue shift;
-mosaic follows :func:`facelite.train.augment.mosaic` (same draws and label rules); landmark-crop
-pasting and the image degradations are not done on this path.
+mosaic and landmark-crop pasting follow :func:`facelite.train.augment.mosaic` and
+:func:`~facelite.train.augment.paste_landmark_crops` (same draws and label rules; the blend is
+kept in float, not truncated to uint8); the image degradations are not done on this path.
 
 Images are BGR uint8; out: ``(B, S, S, 3)`` BGR uint8 on the device, the DataLoader path's layout.
 """
@@ -21,14 +22,15 @@ Images are BGR uint8; out: ``(B, S, S, 3)`` BGR uint8 on the device, the DataLoa
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..annotations import LandmarkCrop
 from ..spec import FLIP_PERMUTATION
-from .augment import AugmentConfig, Labels, _centres_inside, choose_square, mosaic_partners
+from .augment import AugmentConfig, Labels, _centres_inside, _feather_mask, choose_square, mosaic_partners
 from .store import ImageStore
 
 MODES = ("bilinear", "bicubic", "area", "nearest")
@@ -50,13 +52,28 @@ class Tile:
 
 
 @dataclass
+class Paste:
+    """A landmark crop pasted into a sample: crop ``crop`` resized to ``w`` x ``h`` (area
+    interpolation when shrunk, else bilinear) and feather-blended at ``(x0, y0)`` (output pixels,
+    before the flip)."""
+
+    crop: int
+    x0: int
+    y0: int
+    w: int
+    h: int
+    shrink: bool
+
+
+@dataclass
 class SamplePlan:
-    """One sample: its tiles (1, or 4 for a mosaic), whether it is flipped, and its labels in
-    output pixels (flip applied)."""
+    """One sample: its tiles (1, or 4 for a mosaic), pasted crops, whether it is flipped, and its
+    labels in output pixels (flip applied)."""
 
     tiles: list[Tile]
     flip: bool
     labels: Labels
+    pastes: list[Paste] = field(default_factory=list)
 
 
 @dataclass
@@ -126,9 +143,54 @@ def mosaic_tiles(indices: list[int], store: ImageStore, cfg: AugmentConfig,
                          np.concatenate(has).astype(bool), np.concatenate(ign).astype(bool))
 
 
-def plan_sample(index: int, store: ImageStore, cfg: AugmentConfig, rng: np.random.Generator) -> SamplePlan:
+def plan_pastes(labels: Labels, crops: list[LandmarkCrop], crop_shapes: np.ndarray, cfg: AugmentConfig,
+                rng: np.random.Generator) -> tuple[list[Paste], Labels]:
+    """Where landmark crops go: the draws, sizes, free-spot rule and labels of
+    :func:`facelite.train.augment.paste_landmark_crops` (``crop_shapes`` int (K, 2): the crops'
+    (h, w)); ``labels`` and the result in output pixels."""
+    if not crops or rng.random() >= cfg.paste_prob:
+        return [], labels
+    size = cfg.size
+    boxes, lmks, has, ign = [labels.boxes], [labels.landmarks], [labels.has_landmarks], [labels.ignore]
+    occupied = labels.boxes.copy()
+    pastes = []
+    for _ in range(int(rng.integers(1, cfg.paste_max + 1))):
+        k = int(rng.integers(len(crops)))
+        crop, (ph, pw) = crops[k], (int(v) for v in crop_shapes[k])
+        if crop.box is None:
+            continue
+        face_w = crop.box[2] - crop.box[0]
+        target = np.exp(rng.uniform(np.log(cfg.paste_min_size), np.log(cfg.paste_max_size * size)))
+        s = target / max(face_w, 1e-3)
+        ch, cw = max(int(round(ph * s)), 2), max(int(round(pw * s)), 2)
+        if ch >= size or cw >= size:
+            continue
+        area = (occupied[:, 2] - occupied[:, 0]) * (occupied[:, 3] - occupied[:, 1])
+        for _try in range(8):  # a free spot: covers no labelled face by more than 10 % of its area
+            x0, y0 = int(rng.integers(0, size - cw + 1)), int(rng.integers(0, size - ch + 1))
+            sq = np.array([x0, y0, x0 + cw, y0 + ch], np.float32)
+            ix = np.clip(np.minimum(occupied[:, 2], sq[2]) - np.maximum(occupied[:, 0], sq[0]), 0, None)
+            iy = np.clip(np.minimum(occupied[:, 3], sq[3]) - np.maximum(occupied[:, 1], sq[1]), 0, None)
+            if not np.any(ix * iy > 0.1 * np.maximum(area, 1e-3)):
+                break
+        else:
+            continue
+        pastes.append(Paste(k, x0, y0, cw, ch, bool(s < 1)))
+        sx, sy = cw / pw, ch / ph
+        b = crop.box * np.array([sx, sy, sx, sy], np.float32) + np.array([x0, y0, x0, y0], np.float32)
+        boxes.append(b[None].astype(np.float32))
+        lmks.append((crop.landmarks * [sx, sy] + [x0, y0])[None].astype(np.float32))
+        has.append(np.ones(1, bool))
+        ign.append(np.zeros(1, bool))
+        occupied = np.concatenate([occupied, sq[None]])
+    return pastes, Labels(np.concatenate(boxes), np.concatenate(lmks), np.concatenate(has), np.concatenate(ign))
+
+
+def plan_sample(index: int, store: ImageStore, cfg: AugmentConfig, rng: np.random.Generator,
+                crops: list[LandmarkCrop] | None = None, crop_shapes: np.ndarray | None = None) -> SamplePlan:
     """One sample of stored image ``index``: a mosaic with three other stored images (drawn as
-    :func:`facelite.train.augment.mosaic_partners` does) or its own crop, then the flip."""
+    :func:`facelite.train.augment.mosaic_partners` does) or its own crop, landmark crops pasted
+    (with ``crops``), then the flip."""
     partners = mosaic_partners(len(store), cfg, rng)
     if partners:
         tiles, lab = mosaic_tiles([index, *partners], store, cfg, rng)
@@ -136,8 +198,11 @@ def plan_sample(index: int, store: ImageStore, cfg: AugmentConfig, rng: np.rando
         tile, lab = crop_tile(index, int(store.shapes[index][0]), int(store.shapes[index][1]),
                               store.labels(index), cfg, rng)
         tiles = [tile]
+    pastes: list[Paste] = []
+    if crops:
+        pastes, lab = plan_pastes(lab, crops, crop_shapes, cfg, rng)
     flip = bool(rng.random() < cfg.flip_prob)
-    return SamplePlan(tiles, flip, flip_labels(lab, cfg.size) if flip else lab)
+    return SamplePlan(tiles, flip, flip_labels(lab, cfg.size) if flip else lab, pastes)
 
 
 def flip_labels(labels: Labels, width: int) -> Labels:
@@ -206,9 +271,15 @@ class BatchAugmenter:
     resized and jittered; on CUDA the whole store is copied to the device once (its uint8 size)."""
 
     def __init__(self, store: ImageStore, cfg: AugmentConfig, device: torch.device | str = "cpu",
-                 seed: int = 0) -> None:
+                 seed: int = 0, crops: list[LandmarkCrop] | None = None,
+                 crop_images: list[np.ndarray] | None = None) -> None:
         self.store, self.cfg, self.seed = store, cfg, seed
         self.device = torch.device(device)
+        # landmark crops with a face box, and their images (BGR uint8) as (3, h, w) tensors on the device
+        self.crops = crops or []
+        self.crop_pixels = [torch.from_numpy(np.ascontiguousarray(c)).permute(2, 0, 1).to(self.device)
+                            for c in (crop_images or [])]
+        self.crop_shapes = np.array([c.shape[:2] for c in (crop_images or [])], np.int64).reshape(-1, 2)
         self.pixels: torch.Tensor | None = None
         if self.device.type != "cpu":
             self.pixels = torch.from_numpy(np.asarray(store.pixels)).to(self.device)
@@ -241,6 +312,17 @@ class BatchAugmenter:
         qx0, qy0 = t.at
         out[:, :, qy0:qy0 + qh, qx0:qx0 + qw] = crop[:, :, ty:ty + qh, tx:tx + qw]
 
+    def _paste(self, p: Paste, out: torch.Tensor) -> None:
+        """Blend pasted crop ``p`` into ``out`` (1, 3, S, S) float32 (the feather mask of augment.py)."""
+        src = self.crop_pixels[p.crop][None].float()
+        if p.shrink:
+            patch = F.interpolate(src, size=(p.h, p.w), mode="area")
+        else:
+            patch = F.interpolate(src, size=(p.h, p.w), mode="bilinear", align_corners=False)
+        alpha = torch.from_numpy(_feather_mask(p.h, p.w)[..., 0]).to(self.device)
+        roi = out[:, :, p.y0:p.y0 + p.h, p.x0:p.x0 + p.w]
+        out[:, :, p.y0:p.y0 + p.h, p.x0:p.x0 + p.w] = alpha * patch + (1 - alpha) * roi
+
     def __call__(self, indices: list[int], epoch: int, draws: list[int] | None = None) -> tuple[torch.Tensor, list[Labels]]:
         """Augment the stored images ``indices``; randomness is a pure function of ``(seed, epoch,
         draw)`` per sample, ``draws`` the samples' positions in the epoch (default 0..B-1), so an
@@ -249,12 +331,15 @@ class BatchAugmenter:
         size, cfg = self.cfg.size, self.cfg
         draws = list(range(len(indices))) if draws is None else draws
         rngs = [np.random.default_rng((self.seed, epoch, int(d), 31337)) for d in draws]
-        plans = [plan_sample(int(i), self.store, cfg, rng) for i, rng in zip(indices, rngs)]
+        plans = [plan_sample(int(i), self.store, cfg, rng, self.crops, self.crop_shapes)
+                 for i, rng in zip(indices, rngs)]
         photo = draw_photometric(rngs, cfg.photometric)
         out = self.fill.expand(len(plans), 3, size, size).clone()
         for k, pl in enumerate(plans):
             for t in pl.tiles:
                 self._render(t, out[k:k + 1])
+            for p in pl.pastes:
+                self._paste(p, out[k:k + 1])
         if cfg.photometric:
             out = apply_photometric(out, photo)
         flip = torch.tensor([pl.flip for pl in plans], device=self.device)

@@ -92,8 +92,8 @@ class TrainConfig:
     seed: int = 0
     run_dir: str = ""
     # batches made on train.device from a precomputed image store (facelite.train.device_batches): crop, resize,
-    # mosaic, colour jitter, flip, anchor matching and an ONNX teacher on the whole batch; no landmark-crop
-    # pasting or degradations, no live teacher ignore. Off: the DataLoader path, as before
+    # mosaic, landmark-crop pasting, colour jitter, flip, anchor matching and an ONNX teacher on the whole
+    # batch; no image degradations, no live teacher ignore. Off: the DataLoader path, as before
     device_batches: bool = False
 
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import torch
 
 from ..anchors import make_anchors
+from ..annotations import LandmarkCrop
 from ..spec import ModelSpec
 from .augment import AugmentConfig
 from .batch_augment import BatchAugmenter
@@ -25,13 +27,15 @@ from .store import ImageStore
 
 
 class DeviceBatches:
-    """Makes batches from ``store`` on ``device``; ``teacher``: a :class:`BatchTeacher` or None."""
+    """Makes batches from ``store`` on ``device``; ``teacher``: a :class:`BatchTeacher` or None;
+    ``crops`` / ``crop_images``: landmark crops with face boxes to paste (``aug.paste_prob``)."""
 
     def __init__(self, store: ImageStore, aug: AugmentConfig, spec: ModelSpec, device: torch.device | str,
-                 seed: int = 0, positive_iou: float = 0.35, teacher: BatchTeacher | None = None) -> None:
+                 seed: int = 0, positive_iou: float = 0.35, teacher: BatchTeacher | None = None,
+                 crops: list[LandmarkCrop] | None = None, crop_images: list[np.ndarray] | None = None) -> None:
         self.device = torch.device(device)
         self.spec, self.positive_iou, self.teacher = spec, positive_iou, teacher
-        self.augmenter = BatchAugmenter(store, aug, self.device, seed)
+        self.augmenter = BatchAugmenter(store, aug, self.device, seed, crops, crop_images)
         anchors = make_anchors(spec, aug.size, aug.size)
         self.anchors = torch.from_numpy(anchors).to(self.device)
         self.anchors_xyxy = torch.from_numpy(cxcywh_to_xyxy(anchors)).to(self.device)

@@ -305,9 +305,11 @@ def augment_config(cfg: Config, spec: ModelSpec) -> AugmentConfig:
 
 
 def make_device_batches(cfg: Config, spec: ModelSpec, aug: AugmentConfig, samples: list[Sample],
-                        device: torch.device, anchor_teacher=None):
+                        device: torch.device, anchor_teacher=None, crops=None):
     """``train.device_batches``: the image store of ``samples`` (built or checked here) and the
-    :class:`facelite.train.device_batches.DeviceBatches` that make the batches on ``device``."""
+    :class:`facelite.train.device_batches.DeviceBatches` that make the batches on ``device``
+    (``crops``: landmark crops to paste, those with a face box are used)."""
+    from ..imageio import load_image
     from .batch_teacher import BatchTeacher
     from .device_batches import DeviceBatches
     from .store import needed_short_side, open_store
@@ -315,7 +317,7 @@ def make_device_batches(cfg: Config, spec: ModelSpec, aug: AugmentConfig, sample
     if cfg.data.teacher_ignore and cfg.data.teacher_ignore_live:
         raise ValueError("train.device_batches: data.teacher_ignore_live is not supported (use the precomputed "
                          "teacher ignore regions)")
-    skipped = [k for k in ("paste_prob", "blur_prob", "jpeg_prob", "gray_prob") if getattr(cfg.data, k) > 0]
+    skipped = [k for k in ("blur_prob", "jpeg_prob", "gray_prob") if getattr(cfg.data, k) > 0]
     if skipped:
         log.warning("train.device_batches: %s not applied on this path", ", ".join(f"data.{k}" for k in skipped))
     t0 = time.time()
@@ -324,7 +326,9 @@ def make_device_batches(cfg: Config, spec: ModelSpec, aug: AugmentConfig, sample
     log.info("image store %s: %d images, %.0f MB, %s in %.1f s", store.root, len(store), store.pixels.nbytes / 1e6,
              "built" if built else "checked", time.time() - t0)
     teacher = BatchTeacher(anchor_teacher, device, cfg.train.threads) if anchor_teacher is not None else None
-    return DeviceBatches(store, aug, spec, device, cfg.train.seed, cfg.data.positive_iou, teacher)
+    crops = [c for c in (crops or []) if c.box is not None]
+    return DeviceBatches(store, aug, spec, device, cfg.train.seed, cfg.data.positive_iou, teacher, crops,
+                         [load_image(c.path) for c in crops])
 
 
 class _BatchImages:
@@ -503,7 +507,7 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None,
         log.info("ImageNet backbone: loaded %d tensors from %s", n, cfg.model.imagenet_weights)
     sources = load_sources(cfg)
     samples = [s for src in sources for s in src.samples]
-    crops = [] if cfg.train.device_batches else load_paste_crops(cfg)  # no pasting on that path
+    crops = load_paste_crops(cfg)
     aug = augment_config(cfg, spec)
     anchor_teacher = None
     use_features = cfg.train.distill_features > 0
@@ -522,7 +526,7 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None,
                                         cfg.data.teacher_ignore_iou)
     dataset = batches = None
     if cfg.train.device_batches:
-        batches = make_device_batches(cfg, spec, aug, samples, device, anchor_teacher)
+        batches = make_device_batches(cfg, spec, aug, samples, device, anchor_teacher, crops)
     else:
         dataset = FaceDataset(samples, spec, aug, seed=cfg.train.seed, crops=crops,
                               positive_iou=cfg.data.positive_iou, teacher=anchor_teacher, live_ignore=live_ignore,
