@@ -7,8 +7,8 @@ full training steps of alpha 0.35 fed by each.
     python -m benchmarks.pipeline_throughput                          # 200 WIDER train images, 320 and 480 px
     python -m benchmarks.pipeline_throughput --device cuda --images 2281 --batches 20 --workers 0 7 14 --json out.json
 
-Both paths do the same augmentation (crop, colour jitter, flip, mosaic with ``--mosaic``; no
-landmark-crop pasting: the device path has none). Loader times include starting the workers (fork, the
+Both paths do the same augmentation: crop, colour jitter, flip, and with ``--mosaic`` / ``--paste``
+mosaic and landmark-crop pasting (the recipes' crops; no image degradations). Loader times include starting the workers (fork, the
 teacher's session); the device path is timed after one warm-up batch; the store is built once,
 beforehand, and its time reported apart. A benchmark, not a test: the numbers depend on the
 machine and on what else runs on it.
@@ -42,13 +42,14 @@ def _samples(n: int, labels: str = "", images: str = "data/widerface/train/image
 
 
 MOSAIC = [0.0]  # set from --mosaic
+PASTE: dict = {"prob": 0.0, "crops": [], "images": []}  # set from --paste
 
 
 def _aug(size: int):
     from facelite.train.augment import AugmentConfig
 
     return AugmentConfig(size=size, crop_scales=(0.3, 0.45, 0.6, 0.8, 1.0, 1.0, 1.25, 1.6, 2.0),
-                         fill_bgr=(104, 117, 123), mosaic_prob=MOSAIC[0])
+                         fill_bgr=(104, 117, 123), mosaic_prob=MOSAIC[0], paste_prob=PASTE["prob"])
 
 
 def _loader_batches(samples, spec, size: int, batch: int, workers: int, teacher: bool):
@@ -59,7 +60,8 @@ def _loader_batches(samples, spec, size: int, batch: int, workers: int, teacher:
     from facelite.train.teachers import make_anchor_teacher
     from facelite.train.trainer import EpochSampler, _single_threaded_opencv, _worker_init
 
-    ds = FaceDataset(samples, spec, _aug(size), teacher=make_anchor_teacher("retinaface", spec) if teacher else None)
+    ds = FaceDataset(samples, spec, _aug(size), teacher=make_anchor_teacher("retinaface", spec) if teacher else None,
+                     crops=PASTE["crops"])
     if workers:
         _single_threaded_opencv()
     torch.set_num_threads(1)
@@ -74,7 +76,8 @@ def _device_batches(store, spec, size: int, device: str, teacher: bool):
     from facelite.train.teachers import make_anchor_teacher
 
     bt = BatchTeacher(make_anchor_teacher("retinaface", spec), device) if teacher else None
-    return DeviceBatches(store, _aug(size), spec, device, teacher=bt)
+    return DeviceBatches(store, _aug(size), spec, device, teacher=bt, crops=PASTE["crops"],
+                         crop_images=PASTE["images"])
 
 
 def _sync(device: str) -> None:
@@ -94,6 +97,7 @@ def measure(args) -> dict:
     spec = default_spec(0.35)
     samples = _samples(args.images, args.labels, args.images_dir)
     results: dict = {"images": len(samples), "batch": args.batch, "device": args.device, "mosaic": args.mosaic,
+                     "paste": args.paste,
                      "rows": [],
                      "load_average": os.getloadavg()}
     tmp = Path(tempfile.mkdtemp(prefix="facelite-store-"))
@@ -201,8 +205,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-steps", type=int, default=2, help="timed training steps per path (0: none)")
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--mosaic", type=float, default=0.0, help="mosaic probability on both paths")
+    p.add_argument("--paste", type=float, default=0.0, help="landmark-crop paste probability on both paths")
     args = p.parse_args(argv)
     MOSAIC[0] = args.mosaic
+    if args.paste > 0:  # the recipes' landmark crops (needs `facelite pseudolabel crops` first)
+        from facelite.imageio import load_image
+        from facelite.train.config import Config
+        from facelite.train.trainer import load_paste_crops
+
+        cfg = Config()
+        cfg.data.paste_prob = args.paste
+        PASTE.update(prob=args.paste, crops=[c for c in load_paste_crops(cfg) if c.box is not None])
+        PASTE["images"] = [load_image(c.path) for c in PASTE["crops"]]
     res = measure(args)
     print(json.dumps(res, indent=1))
     if args.json:
