@@ -210,11 +210,14 @@ def main(argv: list[str] | None = None) -> int:
     MOSAIC[0] = args.mosaic
     if args.paste > 0:  # the recipes' landmark crops (needs `facelite pseudolabel crops` first)
         from facelite.imageio import load_image
+        from facelite.paths import shared_dir
         from facelite.train.config import Config
         from facelite.train.trainer import load_paste_crops
 
         cfg = Config()
         cfg.data.paste_prob = args.paste
+        if (shared_dir() / "data/landmarks5/crop_boxes.npz").is_file():  # a data pack's crop boxes
+            cfg.data.landmark_crop_boxes = "data/landmarks5/crop_boxes.npz"
         PASTE.update(prob=args.paste, crops=[c for c in load_paste_crops(cfg) if c.box is not None])
         PASTE["images"] = [load_image(c.path) for c in PASTE["crops"]]
     res = measure(args)

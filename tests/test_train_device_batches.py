@@ -107,3 +107,30 @@ def test_pasted_crops_reach_the_targets_through_the_trainer(tiny_config, tmp_pat
     for k in range(4):
         n += int(db.batch([0, 1, 2, 3], epoch=k)[4].sum())
     assert n > 0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_batches_equal_the_cpu_batches(tmp_path):
+    """The same draws on CUDA and on the CPU: the same labels, images within interpolation noise."""
+    from facelite.spec import default_spec
+    from facelite.train.augment import AugmentConfig
+    from facelite.train.device_batches import DeviceBatches
+    from facelite.train.store import open_store
+
+    rng = np.random.default_rng(0)
+    samples = []
+    for i in range(6):
+        img = rng.integers(0, 255, (120 + 10 * i, 160, 3), dtype=np.uint8)
+        cv2.imwrite(str(tmp_path / f"{i}.png"), img)
+        xy = rng.uniform(0, 100, (5, 2))
+        boxes = np.concatenate([xy, xy + rng.uniform(8, 50, (5, 2))], 1).astype(np.float32)
+        samples.append(Sample(tmp_path / f"{i}.png", boxes, np.repeat(boxes[:, None, :2], 5, 1), rng.random(5) < 0.5,
+                              rng.random(5) < 0.2))
+    store = open_store(samples, 1000, tmp_path / "store")[0]
+    aug = AugmentConfig(size=96, crop_scales=(0.5, 1.0, 1.5), mosaic_prob=0.5)
+    cpu = DeviceBatches(store, aug, default_spec(0.35), "cpu").batch(list(range(6)), epoch=3)
+    gpu = DeviceBatches(store, aug, default_spec(0.35), "cuda").batch(list(range(6)), epoch=3)
+    assert (cpu[1] == gpu[1].cpu()).float().mean() > 0.999
+    assert (cpu[0].float() - gpu[0].cpu().float()).abs().mean() < 1.0
+    pos = (cpu[1] == 1) & (gpu[1].cpu() == 1)
+    torch.testing.assert_close(cpu[2][pos], gpu[2].cpu()[pos], rtol=1e-4, atol=1e-4)
