@@ -54,19 +54,33 @@ def test_two_steps_on_device_batches_then_the_store_is_reused(tiny_config, tmp_p
 
 
 @pytest.mark.shared
-def test_retinaface_teacher_on_the_batch_matches_the_per_image_teacher(tiny_config):
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA device"))])
+@pytest.mark.parametrize("bound", [True, False])
+def test_retinaface_teacher_on_the_batch_matches_the_per_image_teacher(tiny_config, device, bound):
+    """One ONNX Runtime call on the batch (through I/O binding into torch tensors, or copied through
+    host memory) gives the per-image teacher's outputs."""
     from facelite.train.batch_teacher import BatchTeacher
     from facelite.train.teachers import AnchorTeacher
 
     per_image = AnchorTeacher(features=True)
     imgs = torch.from_numpy(np.random.default_rng(1).integers(0, 255, (3, 64, 96, 3), dtype=np.uint8))
-    got = BatchTeacher(per_image)(imgs)
+    teacher = BatchTeacher(per_image, device)
+    binds = teacher.bound  # on CUDA only with ONNX Runtime's CUDA provider
+    teacher.bound = teacher.bound and bound
+    got = teacher(imgs.to(device))
+    assert teacher.bound == (binds and bound)  # no silent fallback
     want = [per_image(img) for img in imgs.numpy()]
-    assert len(got) == 5
+    assert len(got) == 5 and all(g.device.type == device for g in got)
     for k in range(5):
         ref = np.stack([w[k] for w in want]).astype(np.float32)
-        np.testing.assert_allclose(got[k].float().numpy(), ref, rtol=1e-3, atol=1e-3)
+        np.testing.assert_allclose(got[k].float().cpu().numpy(), ref, rtol=1e-3, atol=1e-3)
+    if device == "cpu":
+        assert binds
 
+
+@pytest.mark.shared
+def test_distil_on_device_batches_from_the_retinaface_peer(tiny_config):
     tiny_config.model.teacher = "retinaface"
     tiny_config.train.distill_features = 1.0
     tiny_config.data.image_size = 64

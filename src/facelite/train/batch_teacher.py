@@ -12,6 +12,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from ..anchors import num_anchors
 from .teachers import AnchorTeacher, RetinaFaceTeacher, _with_head_inputs
 
 log = logging.getLogger(__name__)
@@ -37,8 +38,14 @@ class BatchTeacher:
             opts.intra_op_num_threads = threads
             self.session = ort.InferenceSession(model, opts, providers=providers)
             self.input = self.session.get_inputs()[0].name
+            self.outputs = [o.name for o in self.session.get_outputs()]
             self.features = teacher.features
-            log.info("batch teacher: RetinaFace ONNX on %s", self.session.get_providers()[0])
+            # I/O binding to torch buffers (no host copies on CUDA) where the session runs where the batch is;
+            # turned off after a failure
+            on_cuda = self.session.get_providers()[0] == "CUDAExecutionProvider"
+            self.bound = on_cuda or self.device.type == "cpu"
+            log.info("batch teacher: RetinaFace ONNX on %s, %s", self.session.get_providers()[0],
+                     "I/O bound to the batch's tensors" if self.bound else "through host memory")
         else:
             log.info("batch teacher: %s image by image (CPU)", type(teacher).__name__)
 
@@ -47,10 +54,41 @@ class BatchTeacher:
             per = [self.teacher(img) for img in images.cpu().numpy()]
             return tuple(torch.from_numpy(np.stack(parts)).to(self.device) for parts in zip(*per))
         mean = torch.tensor(RetinaFaceTeacher.spec.mean, dtype=torch.float32, device=images.device)
-        x = (images.float() - mean).permute(0, 3, 1, 2).contiguous().cpu().numpy()
-        out = self.session.run(None, {self.input: x})
-        logp = torch.from_numpy(out[1]).to(self.device).clamp_(1e-7, 1.0).log_()
-        result = (logp, torch.from_numpy(np.ascontiguousarray(out[2], np.float32)).to(self.device))
+        x = (images.float() - mean).permute(0, 3, 1, 2).contiguous()
+        out = None
+        if self.bound:
+            try:
+                out = self._run_bound(x)
+            except Exception as exc:  # any binding failure: fall back, and say so once
+                log.warning("batch teacher: I/O binding failed (%s); copying through host memory instead", exc)
+                self.bound = False
+        if out is None:
+            out = [torch.from_numpy(o).to(self.device) for o in self.session.run(None, {self.input: x.cpu().numpy()})]
+        result = (out[1].clamp(1e-7, 1.0).log_(), out[2].float().contiguous())
         if self.features:
-            result += tuple(torch.from_numpy(f).to(self.device).half() for f in out[3:])
+            result += tuple(f.half() for f in out[3:])
         return result
+
+    def _out_shapes(self, b: int, h: int, w: int) -> list[tuple[int, ...]]:
+        """The session's outputs for a (b, 3, h, w) input: loc (b, N, 4), conf (b, N, 2), landmarks
+        (b, N, 10), then the SSH features (b, 64, h / s, w / s) for s = 8, 16, 32."""
+        n = num_anchors(RetinaFaceTeacher.spec, h, w)
+        shapes: list[tuple[int, ...]] = [(b, n, 4), (b, n, 2), (b, n, 10)]
+        shapes += [(b, AnchorTeacher.feature_channels, h // s, w // s) for s in (8, 16, 32)][:len(self.outputs) - 3]
+        return shapes
+
+    def _run_bound(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """One session run reading ``x`` (b, 3, h, w) float32 and writing into torch tensors on its
+        device, through ONNX Runtime's I/O binding (CPU or CUDA memory, by the tensor's device)."""
+        kind, idx = ("cuda", x.device.index or 0) if x.is_cuda else ("cpu", 0)
+        outs = [torch.empty(shape, dtype=torch.float32, device=x.device) for shape in self._out_shapes(*x.shape[:1],
+                                                                                                       *x.shape[2:])]
+        if x.is_cuda:
+            torch.cuda.current_stream(x.device).synchronize()  # ORT runs on its own stream
+        io = self.session.io_binding()
+        io.bind_input(self.input, kind, idx, np.float32, tuple(x.shape), x.data_ptr())
+        for name, t in zip(self.outputs, outs):
+            io.bind_output(name, kind, idx, np.float32, tuple(t.shape), t.data_ptr())
+        self.session.run_with_iobinding(io)
+        io.synchronize_outputs()
+        return outs
