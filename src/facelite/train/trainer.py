@@ -516,8 +516,8 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None,
     if cfg.model.teacher in ANCHOR_TEACHERS:
         anchor_teacher = make_anchor_teacher(cfg.model.teacher, spec, features=use_features)
         log.info("distilling from %s (ONNX, %s): cls weight %g, landmark weight %g%s", cfg.model.teacher,
-                 "on each batch" if cfg.train.device_batches else "in the data workers", cfg.train.distill_cls, cfg.train.distill_landmarks,
-                 f", feature weight {cfg.train.distill_features:g}" if use_features else "")
+                 "on each batch" if cfg.train.device_batches else "in the data workers", cfg.train.distill_cls,
+                 cfg.train.distill_landmarks, f", feature weight {cfg.train.distill_features:g}" if use_features else "")
     live_ignore = None
     if cfg.data.teacher_ignore and cfg.data.teacher_ignore_live:
         from .teacher_cache import LiveIgnoreTeacher
