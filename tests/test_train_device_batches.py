@@ -148,3 +148,25 @@ def test_cuda_batches_equal_the_cpu_batches(tmp_path):
     assert (cpu[0].float() - gpu[0].cpu().float()).abs().mean() < 1.0
     pos = (cpu[1] == 1) & (gpu[1].cpu() == 1)
     torch.testing.assert_close(cpu[2][pos], gpu[2].cpu()[pos], rtol=1e-4, atol=1e-4)
+
+
+def test_prefetched_epoch_equals_the_plain_one(tmp_path):
+    """The CUDA path's one-batch-ahead thread changes nothing but timing (run here on the CPU)."""
+    from facelite import data_path
+    from facelite.spec import default_spec
+    from facelite.train.augment import AugmentConfig
+    from facelite.train.device_batches import DeviceBatches
+    from facelite.train.sources import SourceSampler
+    from facelite.train.store import open_store
+
+    s = Sample(data_path("astronaut.jpg"), np.array([[178, 59, 273, 178]], np.float32))
+    store = open_store([s, s, s], 1000, tmp_path / "store")[0]
+    db = DeviceBatches(store, AugmentConfig(size=64, crop_scales=(0.5, 1.0)), default_spec(0.35), "cpu")
+    sampler = SourceSampler([3], [2.4], seed=1)  # 7 draws: 3 batches of 2, the last draw dropped
+    plain = list(db.epoch(sampler, 2, prefetch=False))
+    ahead = list(db.epoch(sampler, 2, prefetch=True))
+    assert len(plain) == len(ahead) == 3
+    for a, b in zip(plain, ahead):
+        for x, y in zip(a, b):
+            assert torch.equal(x, y)
+    assert not torch.equal(plain[0][0], plain[1][0])  # different draws, different views
