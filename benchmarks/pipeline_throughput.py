@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -135,6 +136,8 @@ def measure(args) -> dict:
             print(results["rows"][-1], flush=True)
         if args.train_steps:
             results["rows"] += train_steps(args, samples, store, spec, size)
+        del store
+    shutil.rmtree(tmp, ignore_errors=True)  # the stores were for this run only
     return results
 
 
