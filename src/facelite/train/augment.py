@@ -70,6 +70,23 @@ def random_square_crop(image: np.ndarray, labels: Labels, cfg: AugmentConfig,
     dropped; a square keeping at least one face is retried for ``cfg.crop_tries`` tries (images
     without faces take the first square). Returns the new image and labels in its pixels."""
     h, w = image.shape[:2]
+    side, x0, y0, inside = choose_square(h, w, labels, cfg, rng)
+    s = cfg.size / side
+    interp = _INTERPOLATIONS[rng.integers(len(_INTERPOLATIONS))]
+    out = cv2.resize(_square(image, x0, y0, side, cfg.fill_bgr), (cfg.size, cfg.size), interpolation=interp)
+    kept = labels.select(inside)
+    boxes = (kept.boxes - [x0, y0, x0, y0]) * s
+    boxes = np.clip(boxes, 0, cfg.size).astype(np.float32)
+    lmks = ((kept.landmarks - [x0, y0]) * s).astype(np.float32)
+    valid = (boxes[:, 2] - boxes[:, 0] > 1e-3) & (boxes[:, 3] - boxes[:, 1] > 1e-3)
+    return out, Labels(boxes, lmks, kept.has_landmarks, kept.ignore).select(valid)
+
+
+def choose_square(h: int, w: int, labels: Labels, cfg: AugmentConfig,
+                  rng: np.random.Generator) -> tuple[int, int, int, np.ndarray]:
+    """The square of :func:`random_square_crop` for an ``h`` x ``w`` image: ``(side, x0, y0,
+    inside)`` in its pixels (``x0``, ``y0`` may be negative: zoomed out), ``inside`` bool (N,) the
+    faces whose centre lies strictly inside it."""
     short = min(h, w)
     chosen = None
     for _ in range(max(cfg.crop_tries, 1)):
@@ -85,15 +102,7 @@ def random_square_crop(image: np.ndarray, labels: Labels, cfg: AugmentConfig,
     if len(labels) and not inside.any():  # no square kept a face: use the whole image, padded square
         side, x0, y0 = max(h, w), 0, 0
         inside = np.ones(len(labels), bool)
-    s = cfg.size / side
-    interp = _INTERPOLATIONS[rng.integers(len(_INTERPOLATIONS))]
-    out = cv2.resize(_square(image, x0, y0, side, cfg.fill_bgr), (cfg.size, cfg.size), interpolation=interp)
-    kept = labels.select(inside)
-    boxes = (kept.boxes - [x0, y0, x0, y0]) * s
-    boxes = np.clip(boxes, 0, cfg.size).astype(np.float32)
-    lmks = ((kept.landmarks - [x0, y0]) * s).astype(np.float32)
-    valid = (boxes[:, 2] - boxes[:, 0] > 1e-3) & (boxes[:, 3] - boxes[:, 1] > 1e-3)
-    return out, Labels(boxes, lmks, kept.has_landmarks, kept.ignore).select(valid)
+    return side, x0, y0, inside
 
 
 def mosaic(tiles: list[tuple[np.ndarray, Labels]], cfg: AugmentConfig,

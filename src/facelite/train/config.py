@@ -91,6 +91,10 @@ class TrainConfig:
     log_every: int = 20
     seed: int = 0
     run_dir: str = ""
+    # batches made on train.device from a precomputed image store (facelite.train.device_batches): crop, resize,
+    # mosaic, landmark-crop pasting, colour jitter, flip, anchor matching and an ONNX teacher on the whole
+    # batch; no image degradations, no live teacher ignore. Off: the DataLoader path, as before
+    device_batches: bool = False
 
 
 @dataclass

@@ -304,6 +304,48 @@ def augment_config(cfg: Config, spec: ModelSpec) -> AugmentConfig:
                          mosaic_prob=cfg.data.mosaic_prob)
 
 
+def make_device_batches(cfg: Config, spec: ModelSpec, aug: AugmentConfig, samples: list[Sample],
+                        device: torch.device, anchor_teacher=None, crops=None):
+    """``train.device_batches``: the image store of ``samples`` (built or checked here) and the
+    :class:`facelite.train.device_batches.DeviceBatches` that make the batches on ``device``
+    (``crops``: landmark crops to paste, those with a face box are used)."""
+    from ..imageio import load_image
+    from .batch_teacher import BatchTeacher
+    from .device_batches import DeviceBatches
+    from .store import needed_short_side, open_store
+
+    if cfg.data.teacher_ignore and cfg.data.teacher_ignore_live:
+        raise ValueError("train.device_batches: data.teacher_ignore_live is not supported (use the precomputed "
+                         "teacher ignore regions)")
+    skipped = [k for k in ("blur_prob", "jpeg_prob", "gray_prob") if getattr(cfg.data, k) > 0]
+    if skipped:
+        log.warning("train.device_batches: %s not applied on this path", ", ".join(f"data.{k}" for k in skipped))
+    t0 = time.time()
+    store, built = open_store(samples, needed_short_side(aug.size, aug.crop_scales),
+                              threads=max(cfg.train.workers, cfg.train.threads))
+    log.info("image store %s: %d images, %.0f MB, %s in %.1f s", store.root, len(store), store.pixels.nbytes / 1e6,
+             "built" if built else "checked", time.time() - t0)
+    teacher = BatchTeacher(anchor_teacher, device, cfg.train.threads) if anchor_teacher is not None else None
+    crops = [c for c in (crops or []) if c.box is not None]
+    return DeviceBatches(store, aug, spec, device, cfg.train.seed, cfg.data.positive_iou, teacher, crops,
+                         [load_image(c.path) for c in crops])
+
+
+class _BatchImages:
+    """``dataset[(epoch, index)][0]`` (the augmented image, on the CPU) from device batches, for
+    :func:`recalibrate_from_dataset`."""
+
+    def __init__(self, batches) -> None:
+        self.batches = batches
+
+    def __len__(self) -> int:
+        return len(self.batches.augmenter.store)
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor]:
+        imgs, _ = self.batches.augmenter([key[1]], key[0], [key[1]])
+        return (imgs[0].cpu(),)
+
+
 def build_optimizer(model: torch.nn.Module, cfg: Config, fused: bool = False,
                     extra: torch.nn.Module | None = None) -> torch.optim.Optimizer:
     """SGD (Nesterov) or AdamW over ``model``'s trainable parameters (no weight decay on biases
@@ -473,21 +515,25 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None,
         raise ValueError(f"train.distill_features needs model.teacher in {FEATURE_TEACHERS}, got {cfg.model.teacher!r}")
     if cfg.model.teacher in ANCHOR_TEACHERS:
         anchor_teacher = make_anchor_teacher(cfg.model.teacher, spec, features=use_features)
-        log.info("distilling from %s (ONNX, in the data workers): cls weight %g, landmark weight %g%s",
-                 cfg.model.teacher, cfg.train.distill_cls, cfg.train.distill_landmarks,
-                 f", feature weight {cfg.train.distill_features:g}" if use_features else "")
+        log.info("distilling from %s (ONNX, %s): cls weight %g, landmark weight %g%s", cfg.model.teacher,
+                 "on each batch" if cfg.train.device_batches else "in the data workers", cfg.train.distill_cls,
+                 cfg.train.distill_landmarks, f", feature weight {cfg.train.distill_features:g}" if use_features else "")
     live_ignore = None
     if cfg.data.teacher_ignore and cfg.data.teacher_ignore_live:
         from .teacher_cache import LiveIgnoreTeacher
 
         live_ignore = LiveIgnoreTeacher(cfg.data.teacher_ignore, cfg.data.teacher_ignore_score,
                                         cfg.data.teacher_ignore_iou)
-    dataset = FaceDataset(samples, spec, aug, seed=cfg.train.seed, crops=crops, positive_iou=cfg.data.positive_iou,
-                          teacher=anchor_teacher, live_ignore=live_ignore,
-                          live_ignore_on=np.concatenate([np.full(len(src.samples), not src.exhaustive)
-                                                         for src in sources]))
+    dataset = batches = None
+    if cfg.train.device_batches:
+        batches = make_device_batches(cfg, spec, aug, samples, device, anchor_teacher, crops)
+    else:
+        dataset = FaceDataset(samples, spec, aug, seed=cfg.train.seed, crops=crops,
+                              positive_iou=cfg.data.positive_iou, teacher=anchor_teacher, live_ignore=live_ignore,
+                              live_ignore_on=np.concatenate([np.full(len(src.samples), not src.exhaustive)
+                                                             for src in sources]))
     single = len(sources) == 1 and sources[0].weight == 1.0
-    sampler = (EpochSampler(len(dataset), cfg.train.seed) if single  # as before: the same order
+    sampler = (EpochSampler(len(samples), cfg.train.seed) if single  # as before: the same order
                else SourceSampler([len(src.samples) for src in sources], [src.weight for src in sources],
                                   cfg.train.seed))
     if not single:
@@ -502,9 +548,10 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None,
     if ck is not None:
         model.load_state_dict(ck["model"])
     elif from_onnx is not None:
-        k = recalibrate_from_dataset(model, dataset, normalize=Normalizer(spec), seed=cfg.train.seed)
+        k = recalibrate_from_dataset(model, dataset if batches is None else _BatchImages(batches),
+                                     normalize=Normalizer(spec), seed=cfg.train.seed)
         log.info("batch norms of the imported file: statistics of %d training samples in %d of them",
-                 min(len(dataset), RECALIBRATION_IMAGES), k)
+                 min(len(samples), RECALIBRATION_IMAGES), k)
     model = model.to(device)
     frozen = freeze_except(model, cfg.train.trainable)
     if frozen:
@@ -545,21 +592,25 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None,
     ensure_csv_header(metrics_csv, metric_columns(cfg))
 
     log.info("training %s on %s: %d images, %d draws and %d steps/epoch, epochs %d..%d of %d, batch %d, size %d, "
-             "threads %d, workers %d", spec.name, device, len(dataset), len(sampler), steps_per_epoch, start_epoch + 1, cfg.train.epochs,
+             "threads %d, workers %d", spec.name, device, len(samples), len(sampler), steps_per_epoch, start_epoch + 1, cfg.train.epochs,
              cfg.train.epochs, cfg.train.batch_size, cfg.data.image_size, cfg.train.threads, cfg.train.workers)
     end_epoch = cfg.train.epochs if stop_after is None else min(cfg.train.epochs, start_epoch + stop_after)
-    if cfg.train.workers > 0:
-        _single_threaded_opencv()
     pin = device.type == "cuda"
-    loader = DataLoader(dataset, batch_size=cfg.train.batch_size, sampler=sampler, drop_last=True,
-                        num_workers=cfg.train.workers, worker_init_fn=_worker_init, pin_memory=pin,
-                        persistent_workers=cfg.train.workers > 0, prefetch_factor=4 if cfg.train.workers else None)
+    loader = None
+    if dataset is not None:
+        if cfg.train.workers > 0:
+            _single_threaded_opencv()
+        loader = DataLoader(dataset, batch_size=cfg.train.batch_size, sampler=sampler, drop_last=True,
+                            num_workers=cfg.train.workers, worker_init_fn=_worker_init, pin_memory=pin,
+                            persistent_workers=cfg.train.workers > 0,
+                            prefetch_factor=4 if cfg.train.workers else None)
     run_t0 = time.time()
     epoch_times: list[float] = []
     epoch = start_epoch
     while epoch < end_epoch:
         sampler.epoch = epoch
-        dataset.epoch = epoch  # for workers=0 and the first workers' start
+        if dataset is not None:
+            dataset.epoch = epoch  # for workers=0 and the first workers' start
         set_train_mode(model, cfg.train.trainable)
         sums = torch.zeros(len(LOSS_PARTS), device=device)
         n_steps = 0
@@ -567,7 +618,8 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None,
         t0 = time.time()
         bar = Progress(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.train.epochs}", unit="step",
                        log_interval=60.0)
-        for imgs, labels, box_t, lmk_t, lmk_mask, *soft in loader:
+        epoch_batches = loader if batches is None else batches.epoch(sampler, cfg.train.batch_size)
+        for imgs, labels, box_t, lmk_t, lmk_mask, *soft in epoch_batches:
             lr = lr_at(step, total_steps, warmup_steps, cfg.train.lr, cfg.train.min_lr_ratio)
             for g in optimizer.param_groups:
                 g["lr"] = lr
