@@ -210,3 +210,23 @@ def test_dataset_mosaic_is_reproducible_and_off_by_default(tmp_path):
     for x, y in zip(mixed[(0, 1)], b):
         assert np.array_equal(x.numpy(), y.numpy())
     assert (b[1].numpy() == 1).sum() >= 1
+
+
+def test_dataset_gives_a_repeated_draw_its_own_augmentation(tmp_path):
+    """A set of weight > 1 draws an image several times per epoch (SourceSampler yields
+    ``(epoch, index, k)`` for the k-th repeat): each repeat is a different view, the first draw
+    is the view it always was."""
+    from facelite.spec import ModelSpec
+    from facelite.train.dataset import FaceDataset
+    from facelite.train.sources import SourceSampler
+
+    img, lab = _one_face_image(120)
+    path = tmp_path / "0.png"
+    cv2.imwrite(str(path), img)
+    ds = FaceDataset([Sample(str(path), lab.boxes, lab.landmarks, lab.has_landmarks)], ModelSpec(alpha=0.35),
+                     AugmentConfig(size=128), seed=0)
+    draws = list(SourceSampler([1], [3.0], seed=0))
+    assert sorted(draws) == [(0, 0), (0, 0, 1), (0, 0, 2)]
+    views = [ds[d][0].numpy() for d in draws]
+    assert not np.array_equal(views[0], views[1]) and not np.array_equal(views[1], views[2])
+    assert np.array_equal(ds[(0, 0)][0].numpy(), ds[0][0].numpy())  # the first draw: as before

@@ -108,4 +108,6 @@ def test_sampler_draws_each_set_by_its_weight_reproducibly():
     np.testing.assert_array_equal(SourceSampler([10, 4, 6], [1.0, 2.5, 0.5], seed=3).indices(0), idx)
     assert not np.array_equal(sampler.indices(1), idx)
     sampler.epoch = 4
-    assert [e for e, _ in sampler] == [4] * 23
+    draws = list(sampler)
+    assert [d[0] for d in draws] == [4] * 23
+    assert len(set(draws)) == 23  # a repeated image is a draw of its own: (epoch, index, k), augmented anew

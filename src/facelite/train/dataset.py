@@ -57,12 +57,14 @@ class FaceDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int | tuple[int, int]):
-        """``index`` or ``(epoch, index)`` (from :class:`facelite.train.trainer.EpochSampler`)."""
-        epoch = self.epoch
+    def __getitem__(self, index: int | tuple[int, ...]):
+        """``index``, ``(epoch, index)`` (from :class:`facelite.train.trainer.EpochSampler`) or
+        ``(epoch, index, repeat)`` (:class:`facelite.train.sources.SourceSampler`: the repeat-th
+        extra draw of the image in that epoch, which gets augmentations of its own)."""
+        epoch, repeat = self.epoch, 0
         if isinstance(index, tuple):
-            epoch, index = index
-        rng = np.random.default_rng((self.seed, epoch, index))
+            epoch, index, repeat = (*index, 0)[:3]
+        rng = np.random.default_rng((self.seed, epoch, index) if repeat == 0 else (self.seed, epoch, index, repeat))
         others = [(self.images[j], Labels.of(self.samples[j]))
                   for j in mosaic_partners(len(self.samples), self.aug, rng)]
         img, lab = augment(self.images[index], Labels.of(self.samples[index]), self.aug, rng, self.crops,

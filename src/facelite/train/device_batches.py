@@ -63,7 +63,7 @@ class DeviceBatches:
 
     def epoch(self, order: Iterable[tuple[int, int]], batch_size: int,
               prefetch: bool | None = None) -> Iterator[tuple[torch.Tensor, ...]]:
-        """The batches of one epoch: ``order`` yields ``(epoch, index)`` (the trainer's samplers);
+        """The batches of one epoch: ``order`` yields ``(epoch, index[, repeat])`` (the trainer's samplers);
         the last partial batch is dropped. ``prefetch`` (default: on CUDA) makes the next batch in
         a thread while the caller trains on this one."""
         pairs = list(order)
@@ -71,7 +71,7 @@ class DeviceBatches:
 
         def make(k: int) -> tuple[torch.Tensor, ...]:
             chunk = chunks[k]
-            return self.batch([i for _, i in chunk], chunk[0][0], list(range(k * batch_size, (k + 1) * batch_size)))
+            return self.batch([p[1] for p in chunk], chunk[0][0], list(range(k * batch_size, (k + 1) * batch_size)))
 
         if not (self.device.type == "cuda" if prefetch is None else prefetch):
             for k in range(len(chunks)):

@@ -240,10 +240,15 @@ class SourceSampler:
         out = np.concatenate(parts) if parts else np.zeros(0, np.int64)
         return out[rng.permutation(len(out))]
 
-    def __iter__(self) -> Iterator[tuple[int, int]]:
+    def __iter__(self) -> Iterator[tuple[int, ...]]:
+        """``(epoch, index)`` for an image's first draw in the epoch, ``(epoch, index, k)`` for its
+        k-th repeat (a set of weight > 1), so that each repeat is augmented differently."""
         epoch = self.epoch
+        seen: dict[int, int] = {}
         for i in self.indices(epoch).tolist():
-            yield (epoch, i)
+            k = seen.get(i, 0)
+            seen[i] = k + 1
+            yield (epoch, i) if k == 0 else (epoch, i, k)
 
 
 def main(argv: list[str] | None = None) -> int:
