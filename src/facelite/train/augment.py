@@ -216,25 +216,41 @@ def _feather_mask(h: int, w: int) -> np.ndarray:
     return np.clip(np.minimum(ry[:, None], rx[None, :]), 0, 1)[..., None].astype(np.float32)
 
 
-def paste_landmark_crops(image: np.ndarray, labels: Labels, crops: list[LandmarkCrop], crop_images: list[np.ndarray],
-                         cfg: AugmentConfig, rng: np.random.Generator) -> tuple[np.ndarray, Labels]:
-    """Paste up to ``cfg.paste_max`` landmark crops (each with a face box) at random positions and
-    scales, feather-blended, where they do not cover labelled faces. Adds their boxes and landmarks."""
+@dataclass
+class Paste:
+    """A landmark crop pasted into a sample: crop ``crop`` resized to ``w`` x ``h`` (area
+    interpolation when shrunk, else bilinear) and feather-blended at ``(x0, y0)`` (output pixels,
+    before the flip)."""
+
+    crop: int
+    x0: int
+    y0: int
+    w: int
+    h: int
+    shrink: bool
+
+
+def plan_pastes(labels: Labels, crops: list[LandmarkCrop], crop_shapes: np.ndarray, cfg: AugmentConfig,
+                rng: np.random.Generator) -> tuple[list[Paste], Labels]:
+    """Where landmark crops go (:func:`paste_landmark_crops` and the device batches both follow
+    this plan): up to ``cfg.paste_max`` crops with a face box, at random scales and positions that
+    cover no labelled face by more than 10 % of its area; ``crop_shapes`` int (K, 2): the crops'
+    (h, w). Returns the pastes and ``labels`` with the pasted faces added (output pixels)."""
     if not crops or rng.random() >= cfg.paste_prob:
-        return image, labels
-    out = image.copy()
-    size = image.shape[0]
+        return [], labels
+    size = cfg.size
     boxes, lmks, has, ign = [labels.boxes], [labels.landmarks], [labels.has_landmarks], [labels.ignore]
     occupied = labels.boxes.copy()
+    pastes = []
     for _ in range(int(rng.integers(1, cfg.paste_max + 1))):
         k = int(rng.integers(len(crops)))
-        crop, pix = crops[k], crop_images[k]
+        crop, (ph, pw) = crops[k], (int(v) for v in crop_shapes[k])
         if crop.box is None:
             continue
         face_w = crop.box[2] - crop.box[0]
         target = np.exp(rng.uniform(np.log(cfg.paste_min_size), np.log(cfg.paste_max_size * size)))
         s = target / max(face_w, 1e-3)
-        ch, cw = max(int(round(pix.shape[0] * s)), 2), max(int(round(pix.shape[1] * s)), 2)
+        ch, cw = max(int(round(ph * s)), 2), max(int(round(pw * s)), 2)
         if ch >= size or cw >= size:
             continue
         area = (occupied[:, 2] - occupied[:, 0]) * (occupied[:, 3] - occupied[:, 1])
@@ -247,18 +263,33 @@ def paste_landmark_crops(image: np.ndarray, labels: Labels, crops: list[Landmark
                 break
         else:
             continue
-        patch = cv2.resize(pix, (cw, ch), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
-        alpha = _feather_mask(ch, cw)
-        roi = out[y0 : y0 + ch, x0 : x0 + cw].astype(np.float32)
-        out[y0 : y0 + ch, x0 : x0 + cw] = (alpha * patch + (1 - alpha) * roi).astype(np.uint8)
-        sx, sy = cw / pix.shape[1], ch / pix.shape[0]
+        pastes.append(Paste(k, x0, y0, cw, ch, bool(s < 1)))
+        sx, sy = cw / pw, ch / ph
         b = crop.box * np.array([sx, sy, sx, sy], np.float32) + np.array([x0, y0, x0, y0], np.float32)
         boxes.append(b[None].astype(np.float32))
         lmks.append((crop.landmarks * [sx, sy] + [x0, y0])[None].astype(np.float32))
         has.append(np.ones(1, bool))
         ign.append(np.zeros(1, bool))
         occupied = np.concatenate([occupied, sq[None]])
-    return out, Labels(np.concatenate(boxes), np.concatenate(lmks), np.concatenate(has), np.concatenate(ign))
+    return pastes, Labels(np.concatenate(boxes), np.concatenate(lmks), np.concatenate(has), np.concatenate(ign))
+
+
+def paste_landmark_crops(image: np.ndarray, labels: Labels, crops: list[LandmarkCrop], crop_images: list[np.ndarray],
+                         cfg: AugmentConfig, rng: np.random.Generator) -> tuple[np.ndarray, Labels]:
+    """Paste up to ``cfg.paste_max`` landmark crops (each with a face box) at random positions and
+    scales, feather-blended, where they do not cover labelled faces (:func:`plan_pastes`). Adds
+    their boxes and landmarks."""
+    shapes = np.array([pix.shape[:2] for pix in crop_images], np.int64).reshape(-1, 2)
+    pastes, out_labels = plan_pastes(labels, crops, shapes, cfg, rng)
+    if not pastes:
+        return image, out_labels
+    out = image.copy()
+    for p in pastes:
+        patch = cv2.resize(crop_images[p.crop], (p.w, p.h), interpolation=cv2.INTER_AREA if p.shrink else cv2.INTER_LINEAR)
+        alpha = _feather_mask(p.h, p.w)
+        roi = out[p.y0 : p.y0 + p.h, p.x0 : p.x0 + p.w].astype(np.float32)
+        out[p.y0 : p.y0 + p.h, p.x0 : p.x0 + p.w] = (alpha * patch + (1 - alpha) * roi).astype(np.uint8)
+    return out, out_labels
 
 
 def degrade(image: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:

@@ -30,7 +30,16 @@ import torch.nn.functional as F
 
 from ..annotations import LandmarkCrop
 from ..spec import FLIP_PERMUTATION
-from .augment import AugmentConfig, Labels, _centres_inside, _feather_mask, choose_square, mosaic_partners
+from .augment import (
+    AugmentConfig,
+    Labels,
+    Paste,
+    _centres_inside,
+    _feather_mask,
+    choose_square,
+    mosaic_partners,
+    plan_pastes,
+)
 from .store import ImageStore
 
 MODES = ("bilinear", "bicubic", "area", "nearest")
@@ -49,20 +58,6 @@ class Tile:
     mode: int
     cut: tuple[int, int, int, int] | None = None
     at: tuple[int, int] = (0, 0)
-
-
-@dataclass
-class Paste:
-    """A landmark crop pasted into a sample: crop ``crop`` resized to ``w`` x ``h`` (area
-    interpolation when shrunk, else bilinear) and feather-blended at ``(x0, y0)`` (output pixels,
-    before the flip)."""
-
-    crop: int
-    x0: int
-    y0: int
-    w: int
-    h: int
-    shrink: bool
 
 
 @dataclass
@@ -141,49 +136,6 @@ def mosaic_tiles(indices: list[int], store: ImageStore, cfg: AugmentConfig,
         ign.append(lab.ignore[valid])
     return tiles, Labels(np.concatenate(boxes).reshape(-1, 4), np.concatenate(lmks).reshape(-1, 5, 2),
                          np.concatenate(has).astype(bool), np.concatenate(ign).astype(bool))
-
-
-def plan_pastes(labels: Labels, crops: list[LandmarkCrop], crop_shapes: np.ndarray, cfg: AugmentConfig,
-                rng: np.random.Generator) -> tuple[list[Paste], Labels]:
-    """Where landmark crops go: the draws, sizes, free-spot rule and labels of
-    :func:`facelite.train.augment.paste_landmark_crops` (``crop_shapes`` int (K, 2): the crops'
-    (h, w)); ``labels`` and the result in output pixels."""
-    if not crops or rng.random() >= cfg.paste_prob:
-        return [], labels
-    size = cfg.size
-    boxes, lmks, has, ign = [labels.boxes], [labels.landmarks], [labels.has_landmarks], [labels.ignore]
-    occupied = labels.boxes.copy()
-    pastes = []
-    for _ in range(int(rng.integers(1, cfg.paste_max + 1))):
-        k = int(rng.integers(len(crops)))
-        crop, (ph, pw) = crops[k], (int(v) for v in crop_shapes[k])
-        if crop.box is None:
-            continue
-        face_w = crop.box[2] - crop.box[0]
-        target = np.exp(rng.uniform(np.log(cfg.paste_min_size), np.log(cfg.paste_max_size * size)))
-        s = target / max(face_w, 1e-3)
-        ch, cw = max(int(round(ph * s)), 2), max(int(round(pw * s)), 2)
-        if ch >= size or cw >= size:
-            continue
-        area = (occupied[:, 2] - occupied[:, 0]) * (occupied[:, 3] - occupied[:, 1])
-        for _try in range(8):  # a free spot: covers no labelled face by more than 10 % of its area
-            x0, y0 = int(rng.integers(0, size - cw + 1)), int(rng.integers(0, size - ch + 1))
-            sq = np.array([x0, y0, x0 + cw, y0 + ch], np.float32)
-            ix = np.clip(np.minimum(occupied[:, 2], sq[2]) - np.maximum(occupied[:, 0], sq[0]), 0, None)
-            iy = np.clip(np.minimum(occupied[:, 3], sq[3]) - np.maximum(occupied[:, 1], sq[1]), 0, None)
-            if not np.any(ix * iy > 0.1 * np.maximum(area, 1e-3)):
-                break
-        else:
-            continue
-        pastes.append(Paste(k, x0, y0, cw, ch, bool(s < 1)))
-        sx, sy = cw / pw, ch / ph
-        b = crop.box * np.array([sx, sy, sx, sy], np.float32) + np.array([x0, y0, x0, y0], np.float32)
-        boxes.append(b[None].astype(np.float32))
-        lmks.append((crop.landmarks * [sx, sy] + [x0, y0])[None].astype(np.float32))
-        has.append(np.ones(1, bool))
-        ign.append(np.zeros(1, bool))
-        occupied = np.concatenate([occupied, sq[None]])
-    return pastes, Labels(np.concatenate(boxes), np.concatenate(lmks), np.concatenate(has), np.concatenate(ign))
 
 
 def plan_sample(index: int, store: ImageStore, cfg: AugmentConfig, rng: np.random.Generator,
