@@ -120,26 +120,38 @@ def mosaic(tiles: list[tuple[np.ndarray, Labels]], cfg: AugmentConfig,
     size = cfg.size
     cx, cy = (int(v) for v in rng.integers(size // 4, size - size // 4 + 1, 2))
     out = np.empty((size, size, 3), np.uint8)
-    boxes, lmks, has, ign = [], [], [], []
+    parts: list[Labels] = []
     quadrants = ((0, 0, cx, cy), (cx, 0, size, cy), (0, cy, cx, size), (cx, cy, size, size))
     for (image, labels), (qx0, qy0, qx1, qy1) in zip(tiles, quadrants):
         tile, lab = random_square_crop(image, labels, cfg, rng)
         qw, qh = qx1 - qx0, qy1 - qy0  # > 0: the centre is in the middle half
         tx, ty = int(rng.integers(0, size - qw + 1)), int(rng.integers(0, size - qh + 1))
         out[qy0:qy1, qx0:qx1] = tile[ty:ty + qh, tx:tx + qw]
-        lab = lab.select(_centres_inside(lab.boxes, tx, ty, qw, qh))
-        shift = np.array([qx0 - tx, qy0 - ty], np.float32)
-        b = lab.boxes + np.tile(shift, 2)
-        b = np.clip(b, [qx0, qy0, qx0, qy0], [qx1, qy1, qx1, qy1]).astype(np.float32)
-        valid = (b[:, 2] - b[:, 0] > 1) & (b[:, 3] - b[:, 1] > 1)
-        pts = lab.landmarks + shift
-        inside = np.all((pts > [qx0, qy0]) & (pts < [qx1, qy1]), axis=(1, 2))
-        boxes.append(b[valid])
-        lmks.append(pts[valid].astype(np.float32))
-        has.append((lab.has_landmarks & inside)[valid])
-        ign.append(lab.ignore[valid])
-    return out, Labels(np.concatenate(boxes).reshape(-1, 4), np.concatenate(lmks).reshape(-1, 5, 2),
-                       np.concatenate(has).astype(bool), np.concatenate(ign).astype(bool))
+        parts.append(window_labels(lab, tx, ty, (qx0, qy0, qx1, qy1)))
+    return out, concat_labels(parts)
+
+
+def window_labels(lab: Labels, tx: int, ty: int, quadrant: tuple[int, int, int, int]) -> Labels:
+    """The labels of a mosaic tile's window: the window of ``quadrant``'s size at ``(tx, ty)`` of
+    the tile goes to ``quadrant`` = ``(x0, y0, x1, y1)`` of the output. Faces whose centre lies
+    outside the window are dropped, the others shifted and clipped to the quadrant (and dropped
+    when 1 pixel or less remains); a face with a landmark outside the quadrant loses its landmarks."""
+    qx0, qy0, qx1, qy1 = quadrant
+    lab = lab.select(_centres_inside(lab.boxes, tx, ty, qx1 - qx0, qy1 - qy0))
+    shift = np.array([qx0 - tx, qy0 - ty], np.float32)
+    b = np.clip(lab.boxes + np.tile(shift, 2), [qx0, qy0, qx0, qy0], [qx1, qy1, qx1, qy1]).astype(np.float32)
+    valid = (b[:, 2] - b[:, 0] > 1) & (b[:, 3] - b[:, 1] > 1)
+    pts = lab.landmarks + shift
+    inside = np.all((pts > [qx0, qy0]) & (pts < [qx1, qy1]), axis=(1, 2))
+    return Labels(b[valid], pts[valid].astype(np.float32), (lab.has_landmarks & inside)[valid], lab.ignore[valid])
+
+
+def concat_labels(parts: list[Labels]) -> Labels:
+    """The faces of several :class:`Labels` in one."""
+    return Labels(np.concatenate([p.boxes for p in parts]).reshape(-1, 4),
+                  np.concatenate([p.landmarks for p in parts]).reshape(-1, 5, 2),
+                  np.concatenate([p.has_landmarks for p in parts]).astype(bool),
+                  np.concatenate([p.ignore for p in parts]).astype(bool))
 
 
 def mosaic_partners(count: int, cfg: AugmentConfig, rng: np.random.Generator) -> list[int]:

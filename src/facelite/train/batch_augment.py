@@ -34,11 +34,12 @@ from .augment import (
     AugmentConfig,
     Labels,
     Paste,
-    _centres_inside,
     _feather_mask,
     choose_square,
+    concat_labels,
     mosaic_partners,
     plan_pastes,
+    window_labels,
 )
 from .store import ImageStore
 
@@ -117,25 +118,15 @@ def mosaic_tiles(indices: list[int], store: ImageStore, cfg: AugmentConfig,
     size = cfg.size
     cx, cy = (int(v) for v in rng.integers(size // 4, size - size // 4 + 1, 2))
     quadrants = ((0, 0, cx, cy), (cx, 0, size, cy), (0, cy, cx, size), (cx, cy, size, size))
-    tiles, boxes, lmks, has, ign = [], [], [], [], []
+    tiles, parts = [], []
     for i, (qx0, qy0, qx1, qy1) in zip(indices, quadrants):
         tile, lab = crop_tile(i, int(store.shapes[i][0]), int(store.shapes[i][1]), store.labels(i), cfg, rng)
         qw, qh = qx1 - qx0, qy1 - qy0
         tx, ty = int(rng.integers(0, size - qw + 1)), int(rng.integers(0, size - qh + 1))
         tile.cut, tile.at = (tx, ty, qw, qh), (qx0, qy0)
         tiles.append(tile)
-        lab = lab.select(_centres_inside(lab.boxes, tx, ty, qw, qh))
-        shift = np.array([qx0 - tx, qy0 - ty], np.float32)
-        b = np.clip(lab.boxes + np.tile(shift, 2), [qx0, qy0, qx0, qy0], [qx1, qy1, qx1, qy1]).astype(np.float32)
-        valid = (b[:, 2] - b[:, 0] > 1) & (b[:, 3] - b[:, 1] > 1)
-        pts = lab.landmarks + shift
-        inside = np.all((pts > [qx0, qy0]) & (pts < [qx1, qy1]), axis=(1, 2))
-        boxes.append(b[valid])
-        lmks.append(pts[valid].astype(np.float32))
-        has.append((lab.has_landmarks & inside)[valid])
-        ign.append(lab.ignore[valid])
-    return tiles, Labels(np.concatenate(boxes).reshape(-1, 4), np.concatenate(lmks).reshape(-1, 5, 2),
-                         np.concatenate(has).astype(bool), np.concatenate(ign).astype(bool))
+        parts.append(window_labels(lab, tx, ty, (qx0, qy0, qx1, qy1)))
+    return tiles, concat_labels(parts)
 
 
 def plan_sample(index: int, store: ImageStore, cfg: AugmentConfig, rng: np.random.Generator,
