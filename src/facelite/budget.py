@@ -163,10 +163,6 @@ def machine_key() -> dict[str, Any]:
             "facelite": __version__}
 
 
-def _file_digest(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def _cache_file(key: dict[str, Any]) -> Path:
     from .paths import cache_dir
 
@@ -277,7 +273,9 @@ def pick(
     Raises:
         ValueError: a bad budget, statistic or size, or no shipped model installed.
     """
+    from .fileio import write_atomic
     from .imageio import load_image
+    from .models import file_sha256
     from .paths import data_path
     from .progress import Progress
 
@@ -291,8 +289,8 @@ def pick(
     paths = [Path(p) for p in images] if images else [data_path()]
     key = {
         "format": CACHE_FORMAT, **machine_key(), "threads": threads, "configs": configs,
-        "images": [_file_digest(p) for p in paths], "measure": dict(sorted(measure_options.items())),
-        "models": {f"{m}-{p}": _file_digest(_shipped(m, p)) for m, p, _ in configs},
+        "images": [file_sha256(p) for p in paths], "measure": dict(sorted(measure_options.items())),
+        "models": {f"{m}-{p}": file_sha256(_shipped(m, p)) for m, p in dict.fromkeys((m, p) for m, p, _ in configs)},
     }
     cache_file = _cache_file(key)
     rows: list[Measurement] | None = None
@@ -310,9 +308,7 @@ def pick(
                       log_interval=2.0) as bar:
             rows = measure(configs, decoded, threads=threads, on_progress=bar.update, **measure_options)
         cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_name(cache_file.name + ".tmp")
-        tmp.write_text(json.dumps({"key": key, "rows": [asdict(r) for r in rows]}, indent=1), encoding="utf-8")
-        tmp.replace(cache_file)
+        write_atomic(cache_file, json.dumps({"key": key, "rows": [asdict(r) for r in rows]}, indent=1))
     ordered = _accuracy_order(rows)
 
     def time_of(r: Measurement) -> float:

@@ -15,7 +15,7 @@ with the old one. Pure NumPy + ONNX Runtime.
 
 from __future__ import annotations
 
-import hashlib
+import io
 import logging
 import time
 from dataclasses import dataclass
@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from ..annotations import Sample
+from ..fileio import write_atomic
+from ..models import file_sha256
 from ..nms import box_iou
 from ..paths import cache_dir
 from ..progress import Progress
@@ -31,11 +33,6 @@ from ..progress import Progress
 log = logging.getLogger(__name__)
 
 CACHE_MIN_SCORE = 0.2
-
-
-def file_digest(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def teacher_cache_dir(teacher: str) -> Path:
@@ -66,7 +63,7 @@ def teacher_detections(samples: list[Sample], teacher: str = "scrfd", threads: i
     out, computed, seconds = [], 0, 0.0
     with Progress(total=len(samples), desc=f"{teacher} boxes", unit="img", enabled=show_progress) as bar:
         for s in samples:
-            file = folder / f"{file_digest(s.path)}.npz"
+            file = folder / f"{file_sha256(s.path)}.npz"
             if file.is_file():
                 with np.load(file, allow_pickle=False) as z:
                     out.append((z["boxes"], z["scores"], z["landmarks"]))
@@ -77,10 +74,10 @@ def teacher_detections(samples: list[Sample], teacher: str = "scrfd", threads: i
                 boxes, scores, lmks = model(load_image(s.path), score_threshold=CACHE_MIN_SCORE)
                 seconds += time.perf_counter() - t
                 computed += 1
-                tmp = file.with_suffix(".tmp.npz")
-                np.savez(tmp, boxes=boxes.astype(np.float32), scores=scores.astype(np.float32),
+                buf = io.BytesIO()
+                np.savez(buf, boxes=boxes.astype(np.float32), scores=scores.astype(np.float32),
                          landmarks=lmks.astype(np.float32))
-                tmp.replace(file)
+                write_atomic(file, buf.getvalue())
                 out.append((boxes, scores, lmks))
             bar.update(1)
     return TeacherRun(out, computed, seconds)
