@@ -52,14 +52,14 @@ def run(args: argparse.Namespace) -> int:
     from ..prefetch import prefetch_map
     from ..progress import Progress
     from ._common import build_detector, strip_path_prefix
-    from .detect import _done_paths, _out_path, iter_images, load_input, resume_key
+    from .detect import _out_path, done_keys, iter_images, load_input, resume_key
 
     if not 8 <= args.size <= 4096:
         raise ValueError(f"--size must be from 8 to 4096, got {args.size}")
     if args.resume and (not args.jsonl or args.jsonl == "-"):
         raise ValueError("--resume needs --jsonl FILE: the finished images are read back from that file")
     detector = build_detector(args)
-    done_before = {resume_key(p) for p in _done_paths(Path(args.jsonl), "align", whole_images=True)} if args.resume else set()
+    done_before = done_keys(Path(args.jsonl), "align", whole_images=True) if args.resume else set()
     images = list(iter_images(args.paths))
     used: set[Path] = set()
     # output names are reserved for every input, in order, so a resumed run names alike

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..distributed import is_url
 from ._common import add_model_options, default_workers, non_negative_int, open_jsonl, os_errors_as_messages
 
 if TYPE_CHECKING:
@@ -154,9 +155,14 @@ def resume_key(path: str | os.PathLike[str]) -> str:
     """The key under which ``--resume`` finds an image: its absolute path with symlinks resolved,
     so that ``a/x.jpg``, ``./a/x.jpg``, ``/abs/a/x.jpg`` and a path through a linked folder are
     the same image (a relative path recorded by an older run is taken relative to the current
-    directory). Standard input (``-``) is its own key."""
+    directory). Standard input (``-``) and a URL (``s3://...``, ``--ray``) are their own keys."""
     text = os.fspath(path)
-    return text if text == STDIN else os.path.realpath(text)
+    return text if text == STDIN or is_url(text) else os.path.realpath(text)
+
+
+def done_keys(jsonl: Path, command: str, whole_images: bool = False) -> set[str]:
+    """The :func:`resume_key` of every image :func:`_done_paths` finds in ``jsonl``."""
+    return {resume_key(p) for p in _done_paths(jsonl, command, whole_images)}
 
 
 def _done_paths(jsonl: Path, command: str, whole_images: bool = False) -> set[str]:
@@ -248,7 +254,7 @@ def process_images(args: argparse.Namespace, command: str) -> int:
 
     detector = build_detector(args)
     model = detector.model_record()
-    done_before = {resume_key(p) for p in _done_paths(Path(args.jsonl), command)} if args.resume else set()
+    done_before = done_keys(Path(args.jsonl), command) if args.resume else set()
 
     images = list(iter_images(args.paths))
     used: set[Path] = set()

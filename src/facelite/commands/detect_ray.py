@@ -137,14 +137,10 @@ def _run(args: argparse.Namespace, command: str, ray: Any, urls: list[str]) -> i
     from ..distributed import default_concurrency, list_url, map_detector
     from ..imageio import IMAGE_EXTENSIONS
     from ._common import build_detector, model_label, strip_path_prefix
-    from .detect import RunOutputs, _done_paths, _out_path, iter_images, resume_key
+    from .detect import RunOutputs, _out_path, done_keys, iter_images, resume_key
 
     detector = build_detector(args)
-
-    def key(path: str) -> str:  # as without Ray; a URL is its own key
-        return path if is_url(path) else resume_key(path)
-
-    done_before = {key(p) for p in _done_paths(Path(args.jsonl), command)} if args.resume else set()
+    done_before = done_keys(Path(args.jsonl), command) if args.resume else set()
     used: set[Path] = set()
     targets: list[Path | None] = []  # of the images to do, in order
     if urls:  # listed here through pyarrow's file systems (what Ray reads with), sorted
@@ -154,7 +150,7 @@ def _run(args: argparse.Namespace, command: str, ray: Any, urls: list[str]) -> i
     todo = []
     for path, rel in images:  # output names are reserved for every input, in order, so a resumed run names alike
         target = _out_path(args.out, rel, used) if args.out is not None else None
-        if key(str(path)) not in done_before:
+        if resume_key(str(path)) not in done_before:
             todo.append(str(path))
             targets.append(target)
     total, skipped_done = len(images), len(images) - len(todo)
