@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["opencv_can_open", "write_atomic", "write_image"]
+__all__ = ["encode_image", "opencv_can_open", "write_atomic", "write_image"]
 
 
 def opencv_can_open(path: str | os.PathLike[str]) -> bool:
@@ -38,26 +38,39 @@ def opencv_can_open(path: str | os.PathLike[str]) -> bool:
     return True
 
 
-def write_image(path: str | os.PathLike[str], image: np.ndarray, params: Sequence[int] = ()) -> Path:
-    """Encode ``image`` (``H x W x 3`` uint8 BGR, or anything ``cv2.imencode`` takes) in the format
-    of the file's extension and write it to ``path``, for any file name.
+def encode_image(image: np.ndarray, ext: str, params: Sequence[int] = ()) -> bytes:
+    """``image`` (``H x W x 3`` uint8 BGR, or anything ``cv2.imencode`` takes) encoded in the format
+    of the file extension ``ext`` (``".png"``, ``".jpg"``, ...).
 
     Raises:
         ValueError: OpenCV has no encoder for the extension, or encoding failed.
-        OSError: the file could not be written.
     """
     import cv2
 
-    target = Path(path)
-    ext = target.suffix.lower()
     try:
         ok, buf = cv2.imencode(ext, image, list(params))
     except cv2.error:
         ok, buf = False, None
     if not ok or buf is None:
-        raise ValueError(f"{target}: cannot encode an image as {ext or '(no extension)'!r}")
+        raise ValueError(f"cannot encode an image as {ext or '(no extension)'!r}")
+    return buf.tobytes()
+
+
+def write_image(path: str | os.PathLike[str], image: np.ndarray, params: Sequence[int] = ()) -> Path:
+    """Encode ``image`` in the format of the file's extension (:func:`encode_image`) and write it
+    to ``path``, for any file name.
+
+    Raises:
+        ValueError: OpenCV has no encoder for the extension, or encoding failed.
+        OSError: the file could not be written.
+    """
+    target = Path(path)
+    try:
+        data = encode_image(image, target.suffix.lower(), params)
+    except ValueError as exc:
+        raise ValueError(f"{target}: {exc}") from None
     with open(target, "wb") as f:
-        f.write(buf.tobytes())
+        f.write(data)
     return target
 
 

@@ -63,15 +63,11 @@ class RecordUDF(FaceDetectorUDF):
     def _encode(self, path: str, image: Any, faces: list) -> bytes:
         if self.picture is None:
             return b""
-        import cv2
-
+        from ..fileio import encode_image
         from .detect import _out_path, output_picture
 
         suffix = _out_path(Path("."), Path(Path(path).name), set()).suffix  # as the output name has it
-        ok, buf = cv2.imencode(suffix, output_picture(image, faces, **self.picture))
-        if not ok:
-            raise RuntimeError(f"could not encode the output picture of {path} as {suffix}")
-        return buf.tobytes()
+        return encode_image(output_picture(image, faces, **self.picture), suffix.lower())
 
 
 def _connect(address: str | None) -> bool:
