@@ -22,9 +22,10 @@ from typing import Unpack
 import cv2
 import numpy as np
 
+from facelite.train.teachers import scrfd_levels
+
 from ..common import OrtPeer, Settings, best_of_levels, padded_input, peers_dir, require_file
 
-STRIDES = (8, 16, 32)
 OWN_NMS_THRESHOLD = 0.4
 FILES = {"0.5g": "scrfd_500m_bnkps.onnx", "2.5g": "scrfd_2.5g_bnkps.onnx"}
 
@@ -70,20 +71,6 @@ def decode(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The nine SCRFD outputs for an ``height x width`` input -> the ``top_k`` best candidates with
     score >= ``score_threshold``: boxes (K,4) xyxy, scores (K,), landmarks (K,5,2), input pixels."""
-    all_b, all_s, all_p = [], [], []
-    for i, s in enumerate(STRIDES):
-        gh, gw = height // s, width // s
-        scores = outs[i].reshape(-1)
-        per_cell, rem = divmod(len(scores), gh * gw)
-        if rem or per_cell < 1:
-            raise ValueError(f"stride {s}: {len(scores)} scores for a {gh}x{gw} grid")
-        idx = np.flatnonzero(scores >= score_threshold)
-        if idx.size == 0:
-            continue
-        cell = idx // per_cell
-        c = np.stack([cell % gw, cell // gw], axis=1).astype(np.float32) * s
-        d = outs[i + 3].reshape(-1, 4)[idx] * s
-        all_b.append(np.concatenate([c - d[:, 0:2], c + d[:, 2:4]], axis=1))
-        all_p.append(c[:, None, :] + outs[i + 6].reshape(-1, 5, 2)[idx] * s)
-        all_s.append(scores[idx])
+    levels = [lvl for lvl in scrfd_levels(outs, height, width, score_threshold) if lvl[1].size]
+    all_b, all_s, all_p = ([lvl[k] for lvl in levels] for k in range(3))
     return best_of_levels(all_b, all_s, all_p, score_threshold, top_k)

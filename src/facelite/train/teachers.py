@@ -148,6 +148,29 @@ class YuNetTeacher:
         return boxes, scores, lmks
 
 
+def scrfd_levels(outs: list[np.ndarray], height: int, width: int,
+                 score_threshold: float) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """SCRFD's nine outputs (scores, box distances, keypoints for strides 8, 16, 32) for an
+    ``height x width`` input, decoded per stride: the priors scoring ``>= score_threshold`` as
+    ``(boxes (K, 4) xyxy, scores (K,), landmarks (K, 5, 2))`` in input pixels, in prior order.
+    Two priors per cell share its centre ``(gx * s, gy * s)``; boxes are distances (left, top,
+    right, bottom) x s from it, landmarks offsets x s. (The benchmark adapter decodes with this too.)"""
+    levels = []
+    for i, s in enumerate(SCRFDTeacher.strides):
+        gh, gw = height // s, width // s
+        score = outs[i].reshape(-1)
+        per_cell, rem = divmod(len(score), gh * gw)
+        if rem or per_cell < 1:
+            raise ValueError(f"stride {s}: {len(score)} scores for a {gh}x{gw} grid")
+        idx = np.flatnonzero(score >= score_threshold)
+        cell = idx // per_cell
+        c = np.stack([cell % gw, cell // gw], axis=1).astype(np.float32) * s
+        d = outs[i + 3].reshape(-1, 4)[idx] * s
+        levels.append((np.concatenate([c - d[:, 0:2], c + d[:, 2:4]], axis=1),
+                       score[idx], c[:, None, :] + outs[i + 6].reshape(-1, 5, 2)[idx] * s))
+    return levels
+
+
 class SCRFDTeacher:
     """SCRFD-2.5GF with keypoints (InsightFace; non-commercial): RGB ``(x - 127.5) / 128`` input,
     H and W multiples of 32 (padded bottom/right with black), nine outputs (scores, box distances,
@@ -178,20 +201,8 @@ class SCRFDTeacher:
         x[:h, :w] = x[:h, :w, ::-1]  # BGR -> RGB (the padding is black in both)
         x = (x - 127.5) / 128.0
         outs = self.session.run(None, {self.input: x.transpose(2, 0, 1)[None].astype(np.float32)})
-        all_b, all_s, all_l = [], [], []
-        for i, s in enumerate(self.strides):
-            gh, gw = x.shape[0] // s, x.shape[1] // s
-            score = outs[i].reshape(-1)
-            per_cell, rem = divmod(len(score), gh * gw)
-            if rem or per_cell < 1:
-                raise ValueError(f"stride {s}: {len(score)} scores for a {gh}x{gw} grid")
-            idx = np.flatnonzero(score >= score_threshold)
-            cell = idx // per_cell
-            c = np.stack([cell % gw, cell // gw], axis=1).astype(np.float32) * s
-            d = outs[i + 3].reshape(-1, 4)[idx] * s
-            all_b.append(np.concatenate([c - d[:, 0:2], c + d[:, 2:4]], axis=1))
-            all_l.append(c[:, None, :] + outs[i + 6].reshape(-1, 5, 2)[idx] * s)
-            all_s.append(score[idx])
+        levels = scrfd_levels(outs, x.shape[0], x.shape[1], score_threshold)
+        all_b, all_s, all_l = ([lvl[k] for lvl in levels] for k in range(3))
         boxes = np.concatenate(all_b).astype(np.float32).reshape(-1, 4)
         ok = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])  # low scores give some inverted boxes
         return (boxes[ok], np.concatenate(all_s).astype(np.float32)[ok],
