@@ -9,7 +9,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from facelite.annotations import Sample, write_retinaface_labels  # noqa: E402
+from test_train_trainer import write_tiny_set  # noqa: E402
+
+from facelite.annotations import Sample  # noqa: E402
 from facelite.train.config import Config, DataConfig, ModelConfig, TrainConfig  # noqa: E402
 from facelite.train.trainer import train  # noqa: E402
 
@@ -17,22 +19,10 @@ from facelite.train.trainer import train  # noqa: E402
 @pytest.fixture
 def tiny_config(tmp_path, monkeypatch):
     monkeypatch.setenv("FACELITE_CACHE", str(tmp_path / "cache"))
-    root = tmp_path / "images"
-    (root / "ev").mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    samples = []
-    for i in range(4):
-        img = rng.integers(0, 60, (96, 128, 3), dtype=np.uint8)
-        x, y = 20 + 10 * i, 20
-        img[y : y + 40, x : x + 32] = 200
-        cv2.imwrite(str(root / "ev" / f"{i}.png"), img)
-        pts = np.array([[x + 8, y + 12], [x + 24, y + 12], [x + 16, y + 22], [x + 10, y + 30], [x + 22, y + 30]])
-        samples.append(Sample(root / "ev" / f"{i}.png", np.array([[x, y, x + 32, y + 40]], np.float32),
-                              pts[None].astype(np.float32), np.array([i % 2 == 0])))
-    write_retinaface_labels(samples, tmp_path / "label.txt", root)
+    labels, root = write_tiny_set(tmp_path)
     return Config(
         model=ModelConfig(alpha=0.35, fpn_channels=16),
-        data=DataConfig(train_labels=str(tmp_path / "label.txt"), train_images=str(root), image_size=64,
+        data=DataConfig(train_labels=str(labels), train_images=str(root), image_size=64,
                         paste_prob=0.0, crop_scales=[0.6, 1.0], mosaic_prob=0.5),
         train=TrainConfig(epochs=1, batch_size=2, workers=0, threads=1, eval_every=0, warmup_epochs=0.5,
                           ema_warmup_steps=2, run_dir=str(tmp_path / "run"), device_batches=True),

@@ -19,8 +19,9 @@ from facelite.train.config import (  # noqa: E402
 from facelite.train.trainer import lr_at, train  # noqa: E402
 
 
-@pytest.fixture
-def tiny_config(tmp_path):
+def write_tiny_set(tmp_path):
+    """Four 128x96 images under ``tmp_path/images``, each with one bright 32x40 "face" (landmarks
+    on every other one), and their ``tmp_path/label.txt``; returns ``(label file, image root)``."""
     root = tmp_path / "images"
     rng = np.random.default_rng(0)
     samples = []
@@ -34,9 +35,15 @@ def tiny_config(tmp_path):
         samples.append(Sample(root / "ev" / f"{i}.png", np.array([[x, y, x + 32, y + 40]], np.float32),
                               pts[None].astype(np.float32), np.array([i % 2 == 0])))
     write_retinaface_labels(samples, tmp_path / "label.txt", root)
+    return tmp_path / "label.txt", root
+
+
+@pytest.fixture
+def tiny_config(tmp_path):
+    labels, root = write_tiny_set(tmp_path)
     return Config(
         model=ModelConfig(alpha=0.35, fpn_channels=16),
-        data=DataConfig(train_labels=str(tmp_path / "label.txt"), train_images=str(root), image_size=64,
+        data=DataConfig(train_labels=str(labels), train_images=str(root), image_size=64,
                         paste_prob=0.0, crop_scales=[1.0]),
         train=TrainConfig(epochs=2, batch_size=2, workers=0, threads=1, eval_every=0, warmup_epochs=0.5,
                           ema_warmup_steps=2, run_dir=str(tmp_path / "run")),
