@@ -49,7 +49,7 @@ def test_shipped_model_imports_exactly_and_recalibration_keeps_the_function():
 
 
 def test_wrong_network_or_int8_file_is_refused():
-    with pytest.raises(ValueError, match="alpha 0.35 / FPN 64 does not match the recipe's 1.0 / 64"):
+    with pytest.raises(ValueError, match="alpha 0.35 / FPN 64 / taps blocks does not match the recipe.s 1.0 / 64 / blocks"):
         load_onnx_weights(RetinaFace(default_spec(1.0)), shipped_path("mobilenetv2-0.35"), default_spec(1.0))
     with pytest.raises(ValueError, match="int8 file"):
         load_onnx_weights(RetinaFace(default_spec(0.35)), shipped_path("mobilenetv2-0.35", "int8"), default_spec(0.35))

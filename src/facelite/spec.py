@@ -27,6 +27,9 @@ LANDMARK_NAMES: tuple[str, ...] = (
 )
 """Landmark order. Left/right as seen in the image (the subject's right eye is ``left_eye``)."""
 
+BACKBONE_TAPS: tuple[str, ...] = ("blocks", "expansion")
+"""Where the FPN may tap MobileNetV2 (see :attr:`ModelSpec.backbone_taps`)."""
+
 FLIP_PERMUTATION: tuple[int, ...] = (1, 0, 2, 4, 3)
 """Landmark index permutation to apply after a horizontal flip."""
 
@@ -56,6 +59,11 @@ class ModelSpec:
         fpn_channels: width of FPN and SSH feature maps.
         pad_multiple: the network input's height and width are padded to a multiple of this.
         landmark_names: order of the 5 landmarks in the outputs.
+        backbone_taps: what the FPN reads at each stride (:data:`BACKBONE_TAPS`): ``"blocks"``, the
+            output of the stage's last block (16 / 32 / 112 channels for alpha 0.35, the paper's
+            design), or ``"expansion"``, that output concatenated with the 6x expansion layer next to
+            it (SSDLite's tap; 16 + 96 / 32 + 192 / 112 + 336 channels for alpha 0.35). Training
+            and export only: the run time reads the graph.
     """
 
     name: str = "mobilenetv2-0.35"
@@ -69,6 +77,7 @@ class ModelSpec:
     fpn_channels: int = 64
     pad_multiple: int = 32
     landmark_names: tuple[str, ...] = field(default=LANDMARK_NAMES)
+    backbone_taps: str = "blocks"
     format_version: int = SPEC_FORMAT_VERSION
 
     def __post_init__(self) -> None:
@@ -98,6 +107,8 @@ class ModelSpec:
             raise ValueError(f"fpn_channels must be >= 1, got {self.fpn_channels}")
         if len(self.landmark_names) != len(LANDMARK_NAMES):
             raise ValueError(f"landmark_names must name {len(LANDMARK_NAMES)} landmarks, got {list(self.landmark_names)}")
+        if self.backbone_taps not in BACKBONE_TAPS:
+            raise ValueError(f"backbone_taps must be one of {list(BACKBONE_TAPS)}, got {self.backbone_taps!r}")
         if self.pad_multiple < 1 or self.pad_multiple % max(self.strides) != 0:
             raise ValueError(f"pad_multiple must be a positive multiple of the largest stride, got {self.pad_multiple}")
 
@@ -181,7 +192,7 @@ def _integer(value: object, what: str) -> int:
     return int(value)
 
 
-def default_spec(alpha: float, fpn_channels: int = 64) -> ModelSpec:
+def default_spec(alpha: float, fpn_channels: int = 64, backbone_taps: str = "blocks") -> ModelSpec:
     """The spec used for a MobileNetV2 of width ``alpha``; normalisation follows its ImageNet weights."""
     keras = abs(alpha - 1.0) > 1e-6  # all widths other than 1.0 start from the Keras-convention weights
     return ModelSpec(
@@ -190,4 +201,5 @@ def default_spec(alpha: float, fpn_channels: int = 64) -> ModelSpec:
         mean=KERAS_MEAN if keras else TORCHVISION_MEAN,
         std=KERAS_STD if keras else TORCHVISION_STD,
         fpn_channels=fpn_channels,
+        backbone_taps=backbone_taps,
     )

@@ -23,6 +23,10 @@ INVERTED_RESIDUAL_SETTING = (
 )
 # Index into ``features`` after which each output level is taken (exclusive end).
 STAGE_ENDS = (7, 14, 18)  # stride 8 (after the 32-ch blocks), 16 (96-ch), 32 (320-ch)
+# backbone_taps = "expansion": the block whose 1x1 expansion layer (before its depthwise conv, so at
+# the level's resolution) is read with each level's output: the first block of the next stage for
+# strides 8 and 16 (SSDLite's taps), the stage's own last block for stride 32.
+EXPANSION_BLOCKS = (7, 14, 17)
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
@@ -43,11 +47,30 @@ class ConvBNReLU(nn.Sequential):
         )
 
 
+class ExpansionTap(nn.Sequential):
+    """An inverted residual's layers that also return the first one's output (its 1x1 expansion).
+
+    A subclass, not a split of the ``nn.Sequential``: parameter names and exported node scopes
+    stay those of the untapped block."""
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
+        expanded = self[0](x)
+        out = expanded
+        for layer in list(self)[1:]:
+            out = layer(out)
+        return out, expanded
+
+
 class InvertedResidual(nn.Module):
-    def __init__(self, cin: int, cout: int, stride: int, expand: int) -> None:
+    """``tap``: ``forward`` returns (output, expansion layer output) instead of the output."""
+
+    def __init__(self, cin: int, cout: int, stride: int, expand: int, tap: bool = False) -> None:
         super().__init__()
         hidden = int(round(cin * expand))
         self.use_res = stride == 1 and cin == cout
+        if tap and (expand == 1 or self.use_res):
+            raise ValueError("an expansion tap needs a block with an expansion layer and no residual")
+        self.tap = tap
         layers: list[nn.Module] = []
         if expand != 1:
             layers.append(ConvBNReLU(cin, hidden, kernel=1))
@@ -56,31 +79,48 @@ class InvertedResidual(nn.Module):
             nn.Conv2d(hidden, cout, 1, 1, 0, bias=False),
             nn.BatchNorm2d(cout),
         ]
-        self.conv = nn.Sequential(*layers)
+        self.conv = ExpansionTap(*layers) if tap else nn.Sequential(*layers)
         self.out_channels = cout
+        self.hidden_channels = hidden
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        if self.tap:
+            return self.conv(x)
         return x + self.conv(x) if self.use_res else self.conv(x)
 
 
 class MobileNetV2Backbone(nn.Module):
-    """``forward(x)`` with x (B, 3, H, W) returns the feature maps at strides 8, 16, 32."""
+    """``forward(x)`` with x (B, 3, H, W) returns the feature maps at strides 8, 16, 32.
 
-    def __init__(self, alpha: float = 1.0) -> None:
+    ``taps="blocks"``: each map is the output of the stage's last block. ``taps="expansion"``:
+    each is that output with the expansion layer of :data:`EXPANSION_BLOCKS` concatenated after
+    it on the channel axis (block output channels first), at no extra backbone cost.
+    """
+
+    def __init__(self, alpha: float = 1.0, taps: str = "blocks") -> None:
         super().__init__()
         if not 0.0 < alpha <= 1.5:
             raise ValueError(f"alpha must be in (0, 1.5], got {alpha}")
+        if taps not in ("blocks", "expansion"):
+            raise ValueError(f"taps must be 'blocks' or 'expansion', got {taps!r}")
+        self.taps = taps
         cin = make_divisible(32 * alpha)
         layers: list[nn.Module] = [ConvBNReLU(3, cin, stride=2)]
         for t, c, n, s in INVERTED_RESIDUAL_SETTING:
             cout = make_divisible(c * alpha)
             for i in range(n):
-                layers.append(InvertedResidual(cin, cout, s if i == 0 else 1, t))
+                tap = taps == "expansion" and len(layers) in EXPANSION_BLOCKS
+                layers.append(InvertedResidual(cin, cout, s if i == 0 else 1, t, tap))
                 cin = cout
         self.features = nn.Sequential(*layers)
         self.out_channels = [self.features[e - 1].out_channels for e in STAGE_ENDS]
+        if taps == "expansion":
+            self.out_channels = [c + self.features[b].hidden_channels
+                                 for c, b in zip(self.out_channels, EXPANSION_BLOCKS)]
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if self.taps == "expansion":
+            return self._forward_expansion(x)
         outs = []
         start = 0
         for end in STAGE_ENDS:
@@ -89,6 +129,18 @@ class MobileNetV2Backbone(nn.Module):
             outs.append(x)
             start = end
         return outs
+
+    def _forward_expansion(self, x: torch.Tensor) -> list[torch.Tensor]:
+        expanded: dict[int, torch.Tensor] = {}
+        block_out: dict[int, torch.Tensor] = {}
+        for i, layer in enumerate(self.features):
+            if i in EXPANSION_BLOCKS:
+                x, expanded[i] = layer(x)
+            else:
+                x = layer(x)
+            if i + 1 in STAGE_ENDS:
+                block_out[i + 1] = x
+        return [torch.cat([block_out[end], expanded[b]], dim=1) for end, b in zip(STAGE_ENDS, EXPANSION_BLOCKS)]
 
     def load_imagenet(self, path: str | Path) -> int:
         """Load ImageNet weights (torchvision key layout, ``features.*``); returns the tensor count.

@@ -25,7 +25,7 @@ class RetinaFace(nn.Module):
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__()
         self.spec = spec
-        self.backbone = MobileNetV2Backbone(spec.alpha)
+        self.backbone = MobileNetV2Backbone(spec.alpha, spec.backbone_taps)
         ch = spec.fpn_channels
         self.fpn = FPN(self.backbone.out_channels, ch)
         levels = len(spec.strides)

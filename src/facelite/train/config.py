@@ -18,6 +18,10 @@ from ..paths import cache_dir, shared_dir
 class ModelConfig:
     alpha: float = 0.35
     fpn_channels: int = 64
+    # what the FPN reads from MobileNetV2: "blocks" (the stage outputs, the paper) or "expansion" (with the 6x
+    # expansion layers next to them, SSDLite's taps; facelite.spec.ModelSpec.backbone_taps). From "blocks"
+    # weights (init_weights), the new input channels start at zero: the same function to begin with.
+    backbone_taps: str = "blocks"
     imagenet_weights: str = ""
     # start from an earlier run's weights.pt / best.pt, a shipped model ("mobilenetv2-0.35": fine-tune
     # it on your data) or a float32 .onnx from `facelite export`, instead of ImageNet

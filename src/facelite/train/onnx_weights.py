@@ -70,9 +70,9 @@ def load_onnx_weights(model: torch.nn.Module, path: str | Path, spec: ModelSpec)
     path = Path(path)
     proto = onnx.load(str(path))
     other = onnx_spec(path, proto)
-    if (other.alpha, other.fpn_channels) != (spec.alpha, spec.fpn_channels):
-        raise ValueError(f"{path}: alpha {other.alpha} / FPN {other.fpn_channels} does not match the recipe's "
-                         f"{spec.alpha} / {spec.fpn_channels}")
+    if (other.alpha, other.fpn_channels, other.backbone_taps) != (spec.alpha, spec.fpn_channels, spec.backbone_taps):
+        raise ValueError(f"{path}: alpha {other.alpha} / FPN {other.fpn_channels} / taps {other.backbone_taps} does "
+                         f"not match the recipe's {spec.alpha} / {spec.fpn_channels} / {spec.backbone_taps}")
     if any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in proto.graph.node):
         raise ValueError(f"{path}: an int8 file; start training from the float32 one")
     inits = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 import json
 import logging
 import math
@@ -88,12 +89,49 @@ def load_weights(model: torch.nn.Module, path: Path, spec: ModelSpec) -> int:
     if not isinstance(ck, dict) or "spec" not in ck:
         raise ValueError(f"{path}: not a facelite checkpoint (no 'spec')")
     other = ModelSpec.from_json(ck["spec"])
-    if (other.alpha, other.fpn_channels) != (spec.alpha, spec.fpn_channels):
-        raise ValueError(f"{path}: alpha {other.alpha} / FPN {other.fpn_channels} does not match the recipe's "
-                         f"{spec.alpha} / {spec.fpn_channels}")
+    if (other.alpha, other.fpn_channels, other.backbone_taps) != (spec.alpha, spec.fpn_channels, spec.backbone_taps):
+        raise ValueError(f"{path}: alpha {other.alpha} / FPN {other.fpn_channels} / taps {other.backbone_taps} does "
+                         f"not match the recipe's {spec.alpha} / {spec.fpn_channels} / {spec.backbone_taps}")
     state = {k: v.float() if v.is_floating_point() else v for k, v in ck.get("ema", ck["model"]).items()}
     model.load_state_dict(state)
     return len(state)
+
+
+def init_model(model: torch.nn.Module, spec: ModelSpec, init_weights: str) -> None:
+    """``model.init_weights`` into ``model``: a shipped model, a float32 .onnx or a weights.pt. A
+    file of the paper's taps starts a ``backbone_taps = "expansion"`` model through
+    :func:`facelite.nn.widen.load_widened` (the same function until training moves it)."""
+    from ..nn.retinaface import RetinaFace
+
+    from_onnx = onnx_init_path(init_weights)
+    path = from_onnx if from_onnx is not None else resolve(init_weights)
+    if from_onnx is not None:
+        from .onnx_weights import onnx_spec
+
+        file_taps = onnx_spec(from_onnx).backbone_taps
+    else:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+        file_taps = ModelSpec.from_json(ck["spec"]).backbone_taps if isinstance(ck, dict) and "spec" in ck else None
+    target = model
+    if file_taps is not None and file_taps != spec.backbone_taps:
+        if (file_taps, spec.backbone_taps) != ("blocks", "expansion"):
+            raise ValueError(f"{init_weights}: cannot start a {spec.backbone_taps!r}-taps model from "
+                             f"{file_taps!r}-taps weights")
+        target = RetinaFace(dataclasses.replace(spec, backbone_taps=file_taps))
+    if from_onnx is not None:
+        from .onnx_weights import load_onnx_weights
+
+        n = load_onnx_weights(target, from_onnx, target.spec)
+        log.info("initialised from %s (%s, %d convs)", init_weights, from_onnx, n)
+    else:
+        n = load_weights(target, path, target.spec)
+        log.info("initialised from %s (%d tensors)", init_weights, n)
+    if target is not model:
+        from ..nn.widen import load_widened
+
+        w = load_widened(model, target.state_dict())
+        log.info("backbone taps %s -> %s: %d FPN laterals widened, new input channels at zero",
+                 file_taps, spec.backbone_taps, w)
 
 
 def cpu_has_bf16() -> bool:
@@ -489,19 +527,12 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None,
         cfg.train.bf16 = False
     (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
 
-    spec = default_spec(cfg.model.alpha, cfg.model.fpn_channels)
+    spec = default_spec(cfg.model.alpha, cfg.model.fpn_channels, cfg.model.backbone_taps)
     from ..nn.retinaface import RetinaFace
 
     model = RetinaFace(spec)
-    from_onnx = onnx_init_path(cfg.model.init_weights)
-    if from_onnx is not None:
-        from .onnx_weights import load_onnx_weights
-
-        n = load_onnx_weights(model, from_onnx, spec)
-        log.info("initialised from %s (%s, %d convs)", cfg.model.init_weights, from_onnx, n)
-    elif cfg.model.init_weights:
-        n = load_weights(model, resolve(cfg.model.init_weights), spec)
-        log.info("initialised from %s (%d tensors)", cfg.model.init_weights, n)
+    if cfg.model.init_weights:
+        init_model(model, spec, cfg.model.init_weights)
     elif cfg.model.imagenet_weights:
         n = model.backbone.load_imagenet(resolve(cfg.model.imagenet_weights))
         log.info("ImageNet backbone: loaded %d tensors from %s", n, cfg.model.imagenet_weights)
@@ -547,7 +578,7 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None,
     ck = torch.load(last, map_location="cpu", weights_only=True) if last.is_file() else None
     if ck is not None:
         model.load_state_dict(ck["model"])
-    elif from_onnx is not None:
+    elif onnx_init_path(cfg.model.init_weights) is not None:
         k = recalibrate_from_dataset(model, dataset if batches is None else _BatchImages(batches),
                                      normalize=Normalizer(spec), seed=cfg.train.seed)
         log.info("batch norms of the imported file: statistics of %d training samples in %d of them",
