@@ -8,8 +8,8 @@ from onnx import numpy_helper  # noqa: E402
 
 from facelite import FaceDetector, load_image  # noqa: E402
 from facelite.export.soup import main, soup  # noqa: E402
-from facelite.models import shipped_path  # noqa: E402
 from facelite.modelfile import read_model_file  # noqa: E402
+from facelite.models import shipped_path  # noqa: E402
 from facelite.paths import data_path  # noqa: E402
 
 
