@@ -266,7 +266,8 @@ def test_crowded_dev_image_post_processing_is_a_small_share(crowded_image, input
         mp.setattr(nms_module, "_iou_above", counting_iou)
         mp.setattr(nms_module, "_greedy_dense", counting_dense)
         kept = det._postprocess(scores, deltas, lmk, box)
-    assert len(kept[0]) == det.keep_top_k
+    # at or near the cap: NMS leaves hundreds of boxes (749 of 750 at 320 with the 2026-12-04 file)
+    assert 0.9 * det.keep_top_k <= len(kept[0]) <= det.keep_top_k
     # the loop over every kept box computed ~750 x thousands of IoUs; pairing computes tens per box
     assert sum(pairs) < 50 * det.keep_top_k, sum(pairs)
 
