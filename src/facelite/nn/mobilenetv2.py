@@ -11,6 +11,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..spec import BACKBONE_TAPS
+
 # (expansion t, output channels c, repeats n, first stride s), MobileNetV2 paper table 2.
 INVERTED_RESIDUAL_SETTING = (
     (1, 16, 1, 1),
@@ -101,9 +103,8 @@ class MobileNetV2Backbone(nn.Module):
         super().__init__()
         if not 0.0 < alpha <= 1.5:
             raise ValueError(f"alpha must be in (0, 1.5], got {alpha}")
-        if taps not in ("blocks", "expansion"):
-            raise ValueError(f"taps must be 'blocks' or 'expansion', got {taps!r}")
-        self.taps = taps
+        if taps not in BACKBONE_TAPS:
+            raise ValueError(f"taps must be one of {list(BACKBONE_TAPS)}, got {taps!r}")
         cin = make_divisible(32 * alpha)
         layers: list[nn.Module] = [ConvBNReLU(3, cin, stride=2)]
         for t, c, n, s in INVERTED_RESIDUAL_SETTING:
@@ -119,28 +120,19 @@ class MobileNetV2Backbone(nn.Module):
                                  for c, b in zip(self.out_channels, EXPANSION_BLOCKS)]
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        if self.taps == "expansion":
-            return self._forward_expansion(x)
-        outs = []
-        start = 0
-        for end in STAGE_ENDS:
-            for i in range(start, end):
-                x = self.features[i](x)
-            outs.append(x)
-            start = end
-        return outs
-
-    def _forward_expansion(self, x: torch.Tensor) -> list[torch.Tensor]:
-        expanded: dict[int, torch.Tensor] = {}
-        block_out: dict[int, torch.Tensor] = {}
+        outs: list[torch.Tensor] = []
+        expanded: list[torch.Tensor] = []
         for i, layer in enumerate(self.features):
-            if i in EXPANSION_BLOCKS:
-                x, expanded[i] = layer(x)
+            if getattr(layer, "tap", False):
+                x, e = layer(x)
+                expanded.append(e)
             else:
                 x = layer(x)
             if i + 1 in STAGE_ENDS:
-                block_out[i + 1] = x
-        return [torch.cat([block_out[end], expanded[b]], dim=1) for end, b in zip(STAGE_ENDS, EXPANSION_BLOCKS)]
+                outs.append(x)
+        if expanded:  # taps == "expansion": one expansion layer per level, in level order
+            outs = [torch.cat([o, e], dim=1) for o, e in zip(outs, expanded)]
+        return outs
 
     def load_imagenet(self, path: str | Path) -> int:
         """Load ImageNet weights (torchvision key layout, ``features.*``); returns the tensor count.

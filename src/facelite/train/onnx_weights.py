@@ -56,6 +56,14 @@ def onnx_spec(path: str | Path, proto: Any = None) -> ModelSpec:
         raise ValueError(f"{path}: {exc}") from None
 
 
+def check_same_network(path: str | Path, other: ModelSpec, spec: ModelSpec) -> None:
+    """Raise ``ValueError`` unless the file at ``path`` (spec ``other``) holds weights of the network
+    ``spec`` builds: the same width, FPN width and backbone taps."""
+    if (other.alpha, other.fpn_channels, other.backbone_taps) != (spec.alpha, spec.fpn_channels, spec.backbone_taps):
+        raise ValueError(f"{path}: alpha {other.alpha} / FPN {other.fpn_channels} / taps {other.backbone_taps} does "
+                         f"not match the recipe's {spec.alpha} / {spec.fpn_channels} / {spec.backbone_taps}")
+
+
 def load_onnx_weights(model: torch.nn.Module, path: str | Path, spec: ModelSpec) -> int:
     """Copy the convolutions of a facelite float32 ONNX file into ``model`` (a
     :class:`~facelite.nn.retinaface.RetinaFace` of the same spec); returns the number of convs.
@@ -70,9 +78,7 @@ def load_onnx_weights(model: torch.nn.Module, path: str | Path, spec: ModelSpec)
     path = Path(path)
     proto = onnx.load(str(path))
     other = onnx_spec(path, proto)
-    if (other.alpha, other.fpn_channels, other.backbone_taps) != (spec.alpha, spec.fpn_channels, spec.backbone_taps):
-        raise ValueError(f"{path}: alpha {other.alpha} / FPN {other.fpn_channels} / taps {other.backbone_taps} does "
-                         f"not match the recipe's {spec.alpha} / {spec.fpn_channels} / {spec.backbone_taps}")
+    check_same_network(path, other, spec)
     if any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in proto.graph.node):
         raise ValueError(f"{path}: an int8 file; start training from the float32 one")
     inits = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}

@@ -82,34 +82,35 @@ class EpochSampler(torch.utils.data.Sampler):
             yield (self.epoch, i)
 
 
-def load_weights(model: torch.nn.Module, path: Path, spec: ModelSpec) -> int:
+def load_weights(model: torch.nn.Module, path: Path, spec: ModelSpec, ck: dict | None = None) -> int:
     """Load a weights.pt / best.pt / last.pt (EMA weights when present) into ``model``; the file's
-    spec must describe the same network. Returns the tensor count."""
-    ck = torch.load(path, map_location="cpu", weights_only=True)
+    spec must describe the same network. ``ck``: the file, if already read. Returns the tensor count."""
+    from .onnx_weights import check_same_network
+
+    ck = torch.load(path, map_location="cpu", weights_only=True) if ck is None else ck
     if not isinstance(ck, dict) or "spec" not in ck:
         raise ValueError(f"{path}: not a facelite checkpoint (no 'spec')")
-    other = ModelSpec.from_json(ck["spec"])
-    if (other.alpha, other.fpn_channels, other.backbone_taps) != (spec.alpha, spec.fpn_channels, spec.backbone_taps):
-        raise ValueError(f"{path}: alpha {other.alpha} / FPN {other.fpn_channels} / taps {other.backbone_taps} does "
-                         f"not match the recipe's {spec.alpha} / {spec.fpn_channels} / {spec.backbone_taps}")
+    check_same_network(path, ModelSpec.from_json(ck["spec"]), spec)
     state = {k: v.float() if v.is_floating_point() else v for k, v in ck.get("ema", ck["model"]).items()}
     model.load_state_dict(state)
     return len(state)
 
 
-def init_model(model: torch.nn.Module, spec: ModelSpec, init_weights: str) -> None:
+def init_model(model: torch.nn.Module, spec: ModelSpec, init_weights: str) -> Path | None:
     """``model.init_weights`` into ``model``: a shipped model, a float32 .onnx or a weights.pt. A
     file of the paper's taps starts a ``backbone_taps = "expansion"`` model through
-    :func:`facelite.nn.widen.load_widened` (the same function until training moves it)."""
+    :func:`facelite.nn.widen.load_widened` (the same function until training moves it).
+    Returns the ONNX file it came from (its batch norms need recalibrating), or None."""
     from ..nn.retinaface import RetinaFace
 
     from_onnx = onnx_init_path(init_weights)
-    path = from_onnx if from_onnx is not None else resolve(init_weights)
+    ck = None
     if from_onnx is not None:
         from .onnx_weights import onnx_spec
 
         file_taps = onnx_spec(from_onnx).backbone_taps
     else:
+        path = resolve(init_weights)
         ck = torch.load(path, map_location="cpu", weights_only=True)
         file_taps = ModelSpec.from_json(ck["spec"]).backbone_taps if isinstance(ck, dict) and "spec" in ck else None
     target = model
@@ -124,7 +125,7 @@ def init_model(model: torch.nn.Module, spec: ModelSpec, init_weights: str) -> No
         n = load_onnx_weights(target, from_onnx, target.spec)
         log.info("initialised from %s (%s, %d convs)", init_weights, from_onnx, n)
     else:
-        n = load_weights(target, path, target.spec)
+        n = load_weights(target, path, target.spec, ck)
         log.info("initialised from %s (%d tensors)", init_weights, n)
     if target is not model:
         from ..nn.widen import load_widened
@@ -132,6 +133,7 @@ def init_model(model: torch.nn.Module, spec: ModelSpec, init_weights: str) -> No
         w = load_widened(model, target.state_dict())
         log.info("backbone taps %s -> %s: %d FPN laterals widened, new input channels at zero",
                  file_taps, spec.backbone_taps, w)
+    return from_onnx
 
 
 def cpu_has_bf16() -> bool:
@@ -531,9 +533,8 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None,
     from ..nn.retinaface import RetinaFace
 
     model = RetinaFace(spec)
-    if cfg.model.init_weights:
-        init_model(model, spec, cfg.model.init_weights)
-    elif cfg.model.imagenet_weights:
+    from_onnx = init_model(model, spec, cfg.model.init_weights) if cfg.model.init_weights else None
+    if not cfg.model.init_weights and cfg.model.imagenet_weights:
         n = model.backbone.load_imagenet(resolve(cfg.model.imagenet_weights))
         log.info("ImageNet backbone: loaded %d tensors from %s", n, cfg.model.imagenet_weights)
     sources = load_sources(cfg)
@@ -578,7 +579,7 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None,
     ck = torch.load(last, map_location="cpu", weights_only=True) if last.is_file() else None
     if ck is not None:
         model.load_state_dict(ck["model"])
-    elif onnx_init_path(cfg.model.init_weights) is not None:
+    elif from_onnx is not None:
         k = recalibrate_from_dataset(model, dataset if batches is None else _BatchImages(batches),
                                      normalize=Normalizer(spec), seed=cfg.train.seed)
         log.info("batch norms of the imported file: statistics of %d training samples in %d of them",
