@@ -101,6 +101,11 @@ def read_model_file(data: bytes) -> tuple[str | None, dict[str, str]]:
     return digest, metadata
 
 
+def is_quantized(model_proto: Any) -> bool:
+    """Whether an ``onnx.ModelProto`` is a quantized (QDQ int8) file rather than a float32 one."""
+    return any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model_proto.graph.node)
+
+
 def graph_sha256(model_proto: Any) -> str:
     """Hex SHA-256 of an ``onnx.ModelProto``'s serialised graph (what :data:`CHECKSUM_KEY` holds)."""
     return hashlib.sha256(model_proto.graph.SerializeToString()).hexdigest()

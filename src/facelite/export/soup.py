@@ -30,14 +30,14 @@ def soup(paths: Sequence[str | Path], out: str | Path) -> Path:
     import onnx
     from onnx import numpy_helper
 
-    from ..modelfile import stamp_checksum
+    from ..modelfile import is_quantized, stamp_checksum
 
     if len(paths) < 2:
         raise ValueError("a soup needs at least two files")
     protos = [onnx.load(str(p)) for p in paths]
     first = protos[0]
     nodes = [(n.op_type, list(n.input), list(n.output)) for n in first.graph.node]
-    if any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in first.graph.node):
+    if is_quantized(first):
         raise ValueError(f"{paths[0]}: an int8 file; average the float32 files and quantize the soup")
     tensors = [{t.name: numpy_helper.to_array(t) for t in p.graph.initializer} for p in protos]
     for path, proto, ts in zip(paths[1:], protos[1:], tensors[1:]):

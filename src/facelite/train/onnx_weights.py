@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..modelfile import is_quantized
 from ..spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ def load_onnx_weights(model: torch.nn.Module, path: str | Path, spec: ModelSpec)
     proto = onnx.load(str(path))
     other = onnx_spec(path, proto)
     check_same_network(path, other, spec)
-    if any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in proto.graph.node):
+    if is_quantized(proto):
         raise ValueError(f"{path}: an int8 file; start training from the float32 one")
     inits = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
     modules = dict(model.named_modules())
