@@ -31,7 +31,7 @@ from test_detector import ASTRONAUT_BOX
 from facelite import FaceDetector, load_image
 from facelite.nms import box_iou
 from facelite.paths import data_path
-from facelite.service import ServiceSettings
+from facelite.service import Limits, ServiceSettings
 
 
 @pytest.fixture(scope="module")
@@ -436,3 +436,20 @@ def test_serve_without_the_extra_says_what_to_install():
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "facelite serve: the service needs the serve extra (fastapi is missing): pip install 'facelite[serve]'"]
+
+
+def test_serve_help_needs_no_extra_and_shows_the_service_limits():
+    """The command line's defaults are :class:`Limits`' own (one definition), read without FastAPI."""
+    code = ("import sys; sys.modules['fastapi'] = None; sys.modules['uvicorn'] = None\n"
+            "from facelite.cli import main; sys.exit(main(['serve', '--help']))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(), timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "(default: 1920)" in " ".join(proc.stdout.split())
+    from facelite.cli import build_parser
+
+    args = build_parser().parse_args(["serve"])
+    d = Limits()
+    assert (args.queue, args.max_body_mb * 2**20, args.max_pixels, args.max_input_size, args.max_connections,
+            args.header_timeout, args.body_timeout, args.keep_alive) == (
+        d.queue, d.max_body_bytes, d.max_pixels, d.max_input_size, d.max_connections,
+        d.header_timeout_s, d.body_timeout_s, d.keep_alive_s)

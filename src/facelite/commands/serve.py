@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 
+from ..service.limits import Limits
 from ._common import add_model_options, default_workers, positive_int
 
 HELP = "serve the detector over HTTP, with a web page (needs the serve extra)"
@@ -42,23 +43,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=positive_int, default=None, metavar="N",
                    help="images detected at once (N detector threads); each gets --threads or cores / N "
                         "network threads (default: the cores, at most 4)")
-    p.add_argument("--queue", type=positive_int, default=16, metavar="N",
+    d = Limits()  # the defaults are the service's own (standard library only: no extra needed for --help)
+    p.add_argument("--queue", type=positive_int, default=d.queue, metavar="N",
                    help="images waiting for a detector; one more is answered 503 at once (default: %(default)s)")
-    p.add_argument("--max-body-mb", type=positive_int, default=32, metavar="MB",
+    p.add_argument("--max-body-mb", type=positive_int, default=d.max_body_bytes // 2**20, metavar="MB",
                    help="refuse uploads larger than this, 413 (default: %(default)s)")
-    p.add_argument("--max-pixels", type=positive_int, default=None, metavar="N",
+    p.add_argument("--max-pixels", type=positive_int, default=d.max_pixels, metavar="N",
                    help="refuse images of more than N pixels (width x height, read from the header "
-                        "before decoding), 413 (default: the library's, 250000000)")
-    p.add_argument("--max-input-size", type=positive_int, default=1920, metavar="PX",
+                        "before decoding), 413 (default: %(default)s)")
+    p.add_argument("--max-input-size", type=positive_int, default=d.max_input_size, metavar="PX",
                    help="largest ?input_size= a request may ask for (default: %(default)s)")
-    p.add_argument("--max-connections", type=positive_int, default=1000, metavar="N",
+    p.add_argument("--max-connections", type=positive_int, default=d.max_connections, metavar="N",
                    help="connections at once; beyond it requests are answered 503 (default: %(default)s)")
-    p.add_argument("--header-timeout", type=float, default=10.0, metavar="S",
+    p.add_argument("--header-timeout", type=float, default=d.header_timeout_s, metavar="S",
                    help="close a connection whose request headers are not complete after S seconds "
                         "(default: %(default)s)")
-    p.add_argument("--body-timeout", type=float, default=30.0, metavar="S",
+    p.add_argument("--body-timeout", type=float, default=d.body_timeout_s, metavar="S",
                    help="a body must arrive within S seconds, else 408 (default: %(default)s)")
-    p.add_argument("--keep-alive", type=float, default=5.0, metavar="S",
+    p.add_argument("--keep-alive", type=float, default=d.keep_alive_s, metavar="S",
                    help="close idle keep-alive connections after S seconds (default: %(default)s)")
     p.add_argument("--api-key", default=None,
                    help=f"require this key (header X-API-Key or Authorization: Bearer) on /detect, "
@@ -76,14 +78,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"facelite serve: the service needs the serve extra ({exc.name} is missing): "
               "pip install 'facelite[serve]'", file=sys.stderr)
         return 2
-    from ..imageio import DEFAULT_MAX_PIXELS
-    from ..service import Limits, ServiceSettings, create_app
+    from ..service import ServiceSettings, create_app
     from ..service.runner import serve
     from ._common import build_detector
 
     if not 0 <= args.port <= 65535:
         raise ValueError(f"--port must be in 0..65535, got {args.port}")
-    limits = Limits(max_body_bytes=args.max_body_mb * 1024 * 1024, max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
+    limits = Limits(max_body_bytes=args.max_body_mb * 1024 * 1024, max_pixels=args.max_pixels,
                     header_timeout_s=args.header_timeout, body_timeout_s=args.body_timeout,
                     keep_alive_s=args.keep_alive, max_connections=args.max_connections, queue=args.queue,
                     max_input_size=args.max_input_size)
