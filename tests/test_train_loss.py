@@ -123,3 +123,37 @@ def test_ignored_anchors_are_neither_positive_nor_mined_negatives():
     nxt = torch.nn.functional.cross_entropy(logits[0, 5:6], torch.tensor([0]))  # the next hardest instead
     pos = torch.nn.functional.cross_entropy(logits[0, 0:1], torch.tensor([1]))
     assert float(out["cls"]) == pytest.approx(float(nxt + pos), rel=1e-5)
+
+
+def test_wing_loss_known_values_and_continuity():
+    from facelite.train.loss import wing_loss
+
+    x = torch.tensor([0.0, 0.1, -0.5, 1.0, 2.0, -3.0])
+    got = wing_loss(x, torch.zeros(6), width=1.0, curvature=0.5)
+    c = 1.0 - math.log(3.0)  # C = w - w ln(1 + w / eps)
+    want = [0.0, math.log(1.2), math.log(2.0), 1.0 - c, 2.0 - c, 3.0 - c]
+    assert got.tolist() == pytest.approx(want, rel=1e-6)
+    inside = wing_loss(torch.tensor([1.0 - 1e-6]), torch.zeros(1), 1.0, 0.5)
+    assert float(inside) == pytest.approx(math.log(3.0), abs=1e-5)  # continuous at |x| = width
+    # the gradient of small errors: width / curvature at 0+, where smooth-L1's is 0
+    p = torch.tensor([1e-4], requires_grad=True)
+    wing_loss(p, torch.zeros(1), 1.0, 0.5).sum().backward()
+    assert float(p.grad) == pytest.approx(2.0, rel=1e-3)
+    with pytest.raises(ValueError, match="curvature > 0"):
+        wing_loss(x, x, 1.0, 0.0)
+
+
+def test_wing_landmark_loss_changes_only_the_landmark_term():
+    labels, box_t, lmk_t, mask = make()
+    mask[0, 0] = True
+    box_pred, lmk_pred = box_t.clone(), lmk_t.clone()
+    box_pred[0, 0, 0] = 0.5
+    lmk_pred[0, 0, :2] = torch.tensor([0.5, 2.0])
+    logits = torch.zeros(1, 8, 2)
+    smooth = multibox_loss(logits, box_pred, lmk_pred, labels, box_t, lmk_t, mask)
+    wing = multibox_loss(logits, box_pred, lmk_pred, labels, box_t, lmk_t, mask, LossWeights(landmark_loss="wing"))
+    assert float(smooth["landmarks"]) == pytest.approx(0.125 + 1.5)
+    assert float(wing["landmarks"]) == pytest.approx(math.log(2.0) + 2.0 - (1.0 - math.log(3.0)), rel=1e-6)
+    assert float(wing["box"]) == float(smooth["box"]) and float(wing["cls"]) == float(smooth["cls"])
+    with pytest.raises(ValueError, match="landmark_loss"):
+        multibox_loss(logits, box_pred, lmk_pred, labels, box_t, lmk_t, mask, LossWeights(landmark_loss="l2"))

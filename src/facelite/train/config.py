@@ -89,6 +89,11 @@ class TrainConfig:
     distill_cls: float = 1.0  # weight of the teacher's face probabilities (KL) when model.teacher is set
     distill_landmarks: float = 0.5  # weight of the teacher's landmarks on positives without labelled ones
     distill_features: float = 0.0  # weight of feature mimicking (SSH outputs; the ONNX RetinaFace teacher only)
+    # loss on labelled landmarks: "smooth_l1" (RetinaFace's) or "wing" (facelite.train.loss.wing_loss, its
+    # width and curvature in units of the encoded offsets)
+    landmark_loss: str = "smooth_l1"
+    wing_width: float = 1.0
+    wing_curvature: float = 0.5
     trainable: list[str] = field(default_factory=list)  # module prefixes to train (others frozen); [] = all
     eval_every: int = 5
     eval_input_sizes: list[int] = field(default_factory=lambda: [640])

@@ -14,6 +14,22 @@ class LossWeights:
     cls: float = 1.0
     landmarks: float = 1.0
     neg_pos_ratio: int = 3
+    landmark_loss: str = "smooth_l1"  # or "wing" (:func:`wing_loss`)
+    wing_width: float = 1.0
+    wing_curvature: float = 0.5
+
+
+def wing_loss(pred: torch.Tensor, target: torch.Tensor, width: float = 1.0, curvature: float = 0.5) -> torch.Tensor:
+    """Wing loss (Feng et al., CVPR 2018), elementwise: ``width * ln(1 + |x| / curvature)`` for
+    ``|x| < width``, else ``|x| - C`` with ``C`` making it continuous at ``width``. Its gradient,
+    ``width / (curvature + |x|)`` inside, is largest for small errors, where smooth-L1's vanishes.
+    ``x = pred - target`` in the units of the encoded offsets (``width`` = 1: one variance step
+    of the anchor size)."""
+    if not (width > 0 and curvature > 0):
+        raise ValueError(f"wing loss needs width > 0 and curvature > 0, got {width}, {curvature}")
+    x = (pred - target).abs()
+    c = width - width * torch.log1p(torch.tensor(width / curvature, dtype=x.dtype, device=x.device))
+    return torch.where(x < width, width * torch.log1p(x / curvature), x - c)
 
 
 def multibox_loss(logits: torch.Tensor, box_pred: torch.Tensor, lmk_pred: torch.Tensor,
@@ -27,7 +43,8 @@ def multibox_loss(logits: torch.Tensor, box_pred: torch.Tensor, lmk_pred: torch.
       (``neg_pos_ratio`` per positive, per image), summed and divided by the number of positives;
       anchors labelled -1 (ignore regions) are neither;
     - boxes: smooth-L1 over positives / number of positives;
-    - landmarks: smooth-L1 over positives that have landmarks / their number.
+    - landmarks: smooth-L1 (or ``w.landmark_loss = "wing"``: :func:`wing_loss`) over positives
+      that have landmarks / their number.
 
     ``w`` defaults to ``LossWeights()``. Returns the weighted ``total`` and the unweighted parts
     ``cls``, ``box``, ``landmarks``.
@@ -38,7 +55,13 @@ def multibox_loss(logits: torch.Tensor, box_pred: torch.Tensor, lmk_pred: torch.
     num_pos = pos.sum().clamp(min=1).float()
     box_loss = F.smooth_l1_loss(box_pred[pos], box_t[pos], reduction="sum") / num_pos
     num_lmk = lmk_mask.sum().clamp(min=1).float()
-    lmk_loss = F.smooth_l1_loss(lmk_pred[lmk_mask], lmk_t[lmk_mask], reduction="sum") / num_lmk
+    if w.landmark_loss == "wing":
+        lmk_sum = wing_loss(lmk_pred[lmk_mask], lmk_t[lmk_mask], w.wing_width, w.wing_curvature).sum()
+    elif w.landmark_loss == "smooth_l1":
+        lmk_sum = F.smooth_l1_loss(lmk_pred[lmk_mask], lmk_t[lmk_mask], reduction="sum")
+    else:
+        raise ValueError(f"landmark_loss must be 'smooth_l1' or 'wing', got {w.landmark_loss!r}")
+    lmk_loss = lmk_sum / num_lmk
 
     ignored = labels < 0
     ce = F.cross_entropy(logits.reshape(-1, 2), labels.clamp(min=0).reshape(-1), reduction="none").view_as(labels)
