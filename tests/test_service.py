@@ -441,14 +441,19 @@ def test_serve_without_the_extra_says_what_to_install():
 def test_serve_help_needs_no_extra_and_shows_the_service_limits():
     """The command line's defaults are :class:`Limits`' own (one definition), read without FastAPI."""
     code = ("import sys; sys.modules['fastapi'] = None; sys.modules['uvicorn'] = None\n"
-            "from facelite.cli import main; sys.exit(main(['serve', '--help']))")
+            "from facelite.cli import main\ntry:\n    main(['serve', '--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('cv2', 'onnxruntime') if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(), timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "(default: 1920)" in " ".join(proc.stdout.split())
+    assert proc.stdout.splitlines()[-1] == "[]"  # --help stays fast: no OpenCV, no ONNX Runtime
     from facelite.cli import build_parser
 
     args = build_parser().parse_args(["serve"])
     d = Limits()
+    from facelite.imageio import DEFAULT_MAX_PIXELS
+
+    assert Limits().max_pixels == DEFAULT_MAX_PIXELS  # written out in service/limits.py to keep OpenCV out of --help
     assert (args.queue, args.max_body_mb * 2**20, args.max_pixels, args.max_input_size, args.max_connections,
             args.header_timeout, args.body_timeout, args.keep_alive) == (
         d.queue, d.max_body_bytes, d.max_pixels, d.max_input_size, d.max_connections,
