@@ -451,9 +451,6 @@ def test_serve_help_needs_no_extra_and_shows_the_service_limits():
 
     args = build_parser().parse_args(["serve"])
     d = Limits()
-    from facelite.imageio import DEFAULT_MAX_PIXELS
-
-    assert Limits().max_pixels == DEFAULT_MAX_PIXELS  # written out in service/limits.py to keep OpenCV out of --help
     assert (args.queue, args.max_body_mb * 2**20, args.max_pixels, args.max_input_size, args.max_connections,
             args.header_timeout, args.body_timeout, args.keep_alive) == (
         d.queue, d.max_body_bytes, d.max_pixels, d.max_input_size, d.max_connections,

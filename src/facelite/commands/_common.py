@@ -9,6 +9,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from ..imageheader import DEFAULT_MAX_PIXELS
+
 
 def add_model_options(p: argparse.ArgumentParser, input_size: int = 640) -> None:
     """``--model --precision --input-size --score-threshold --nms-threshold --min-face-size --threads``."""
@@ -49,7 +51,7 @@ def add_max_pixels_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-pixels", type=non_negative_int, default=None, metavar="N",
         help="refuse image files of more than N pixels (width x height), read from the header before "
-        "decoding; 0: no limit (default: 250000000, which takes 200-megapixel photos)",
+        f"decoding; 0: no limit (default: {DEFAULT_MAX_PIXELS}, which takes 200-megapixel photos)",
     )
 
 

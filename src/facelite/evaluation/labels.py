@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from ..imageheader import DEFAULT_MAX_PIXELS
 from ..nms import box_iou
 from ..progress import Progress
 from .widerface import detections_to_arrays, voc_ap
@@ -480,7 +481,7 @@ def run_detector_on_labels(
     cache_settings: Mapping[str, Any] | None = None,
     show_progress: bool = True,
     desc: str = "eval",
-    max_pixels: int | None = 250_000_000,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> tuple[dict[str, Detections], list[str], float]:
     """Run ``detect_fn`` (``BGR uint8 image -> (boxes, scores[, landmarks])`` or faces) on each
     sample's image. Unreadable images are reported on standard error and skipped.

@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from ..imageheader import DEFAULT_MAX_PIXELS
 from ..paths import shared_dir
 from ..progress import Progress
 
@@ -296,7 +297,7 @@ def evaluate_landmarks(
     limit: int | None = None,
     show_progress: bool = True,
     settings: dict[str, Any] | None = None,
-    max_pixels: int | None = 250_000_000,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> LandmarkResult:
     """Score a detector's landmarks on the crops (protocol in the module docstring).
 

@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from ..imageheader import DEFAULT_MAX_PIXELS
 from ..paths import shared_dir
 from ..progress import Progress
 
@@ -610,7 +611,7 @@ def to_wider_predictions(
     return out
 
 
-def read_bgr(path: str | os.PathLike, max_pixels: int | None = 250_000_000) -> np.ndarray:
+def read_bgr(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read an image as BGR uint8 HxWx3, ignoring EXIF orientation (the annotations are on
     the stored pixel grid); the size limit of :func:`facelite.load_image` applies."""
     import cv2
@@ -674,7 +675,7 @@ def run_detector_on_split(
     cache_settings: Mapping[str, Any] | None = None,
     limit: int | None = None,
     show_progress: bool = True,
-    max_pixels: int | None = 250_000_000,  # facelite.imageio.DEFAULT_MAX_PIXELS (not imported: no OpenCV here)
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
     desc: str = "detect",
 ) -> DetectionRun:
     """Run ``detect_fn`` on every image of a split and collect WIDER predictions.

@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from http import HTTPStatus
 
+from ..imageheader import DEFAULT_MAX_PIXELS, read_image_size
+
 __all__ = [
     "ACCEPTED_FORMATS",
     "BodyBudget",
@@ -57,7 +59,7 @@ class Limits:
     """
 
     max_body_bytes: int = 32 * 1024 * 1024
-    max_pixels: int = 250_000_000  # facelite.imageio.DEFAULT_MAX_PIXELS, not imported: no OpenCV for --help (a test checks)
+    max_pixels: int = DEFAULT_MAX_PIXELS
     max_buffered_bytes: int = 256 * 1024 * 1024
     header_timeout_s: float = 10.0
     body_timeout_s: float = 30.0
@@ -124,8 +126,6 @@ def check_image(data: bytes, max_pixels: int) -> tuple[str, int, int]:
     if fmt not in ACCEPTED_FORMATS:
         raise RequestError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
                            f"{fmt.upper()} images are not accepted; send one of {', '.join(f.upper() for f in ACCEPTED_FORMATS)}")
-    from ..imageio import read_image_size  # OpenCV, on the first request rather than at import
-
     size = read_image_size(data)
     if size is None:
         raise RequestError(HTTPStatus.BAD_REQUEST, f"the uploaded image: cannot read the size from its {fmt.upper()} header")
