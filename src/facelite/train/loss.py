@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -18,6 +19,17 @@ class LossWeights:
     wing_width: float = 1.0
     wing_curvature: float = 0.5
 
+    def __post_init__(self) -> None:
+        if self.landmark_loss not in ("smooth_l1", "wing"):
+            raise ValueError(f"landmark_loss must be 'smooth_l1' or 'wing', got {self.landmark_loss!r}")
+        if self.landmark_loss == "wing":
+            _check_wing(self.wing_width, self.wing_curvature)
+
+
+def _check_wing(width: float, curvature: float) -> None:
+    if not (width > 0 and curvature > 0):
+        raise ValueError(f"wing loss needs width > 0 and curvature > 0, got {width}, {curvature}")
+
 
 def wing_loss(pred: torch.Tensor, target: torch.Tensor, width: float = 1.0, curvature: float = 0.5) -> torch.Tensor:
     """Wing loss (Feng et al., CVPR 2018), elementwise: ``width * ln(1 + |x| / curvature)`` for
@@ -25,10 +37,9 @@ def wing_loss(pred: torch.Tensor, target: torch.Tensor, width: float = 1.0, curv
     ``width / (curvature + |x|)`` inside, is largest for small errors, where smooth-L1's vanishes.
     ``x = pred - target`` in the units of the encoded offsets (``width`` = 1: one variance step
     of the anchor size)."""
-    if not (width > 0 and curvature > 0):
-        raise ValueError(f"wing loss needs width > 0 and curvature > 0, got {width}, {curvature}")
+    _check_wing(width, curvature)
     x = (pred - target).abs()
-    c = width - width * torch.log1p(torch.tensor(width / curvature, dtype=x.dtype, device=x.device))
+    c = width - width * math.log1p(width / curvature)
     return torch.where(x < width, width * torch.log1p(x / curvature), x - c)
 
 
@@ -55,12 +66,10 @@ def multibox_loss(logits: torch.Tensor, box_pred: torch.Tensor, lmk_pred: torch.
     num_pos = pos.sum().clamp(min=1).float()
     box_loss = F.smooth_l1_loss(box_pred[pos], box_t[pos], reduction="sum") / num_pos
     num_lmk = lmk_mask.sum().clamp(min=1).float()
-    if w.landmark_loss == "wing":
+    if w.landmark_loss == "wing":  # LossWeights checked its settings
         lmk_sum = wing_loss(lmk_pred[lmk_mask], lmk_t[lmk_mask], w.wing_width, w.wing_curvature).sum()
-    elif w.landmark_loss == "smooth_l1":
-        lmk_sum = F.smooth_l1_loss(lmk_pred[lmk_mask], lmk_t[lmk_mask], reduction="sum")
     else:
-        raise ValueError(f"landmark_loss must be 'smooth_l1' or 'wing', got {w.landmark_loss!r}")
+        lmk_sum = F.smooth_l1_loss(lmk_pred[lmk_mask], lmk_t[lmk_mask], reduction="sum")
     lmk_loss = lmk_sum / num_lmk
 
     ignored = labels < 0

@@ -26,7 +26,7 @@ from ..spec import ModelSpec, default_spec
 from .augment import AugmentConfig
 from .config import Config, resolve
 from .dataset import FaceDataset, Normalizer
-from .loss import FeatureAdapter, LossWeights, distill_loss, feature_distill_loss, multibox_loss, wing_loss
+from .loss import FeatureAdapter, LossWeights, distill_loss, feature_distill_loss, multibox_loss
 from .pseudolabel import attach_crop_boxes
 from .sources import Source, SourceSampler, extra_source
 from .teachers import ANCHOR_TEACHERS, FEATURE_TEACHERS, make_anchor_teacher
@@ -616,12 +616,9 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None,
         t_normalize = Normalizer(t_spec).to(device)
         log.info("distilling from %s (%s): cls weight %g, landmark weight %g", cfg.model.teacher, t_spec.name,
                  cfg.train.distill_cls, cfg.train.distill_landmarks)
-    if cfg.train.landmark_loss not in ("smooth_l1", "wing"):
-        raise ValueError(f"train.landmark_loss must be 'smooth_l1' or 'wing', got {cfg.train.landmark_loss!r}")
     weights = LossWeights(landmark_loss=cfg.train.landmark_loss, wing_width=cfg.train.wing_width,
-                          wing_curvature=cfg.train.wing_curvature)
+                          wing_curvature=cfg.train.wing_curvature)  # checks them
     if weights.landmark_loss == "wing":
-        wing_loss(torch.zeros(1), torch.zeros(1), weights.wing_width, weights.wing_curvature)  # checks its settings
         log.info("landmark loss: wing (width %g, curvature %g)", weights.wing_width, weights.wing_curvature)
 
     loss_csv = run_dir / "losses.csv"
