@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from facelite.cli import main
+from facelite.models import shipped_path
 from facelite.paths import data_path
 
 
@@ -78,6 +79,20 @@ def test_min_face_size_option_reaches_the_detector(random_model_path, capsys):
     cut = (min(every) + max(every)) / 2
     kept = sides("--min-face-size", str(cut))
     assert kept and min(kept) >= cut and len(kept) < len(every)
+
+
+def test_no_landmark_voting_option_reaches_the_detector(capsys):
+    if not shipped_path("mobilenetv2-0.35").is_file():
+        pytest.skip("mobilenetv2-0.35 is not shipped in this installation")
+
+    def faces(*extra):
+        assert main(["detect", str(data_path("astronaut.jpg")), "--threads", "1", "--json", "-", *extra]) == 0
+        return json.loads(capsys.readouterr().out)[0]["faces"]
+
+    voted, plain = faces(), faces("--no-landmark-voting")
+    assert len(voted) == len(plain) > 0
+    assert [f["box"] for f in voted] == [f["box"] for f in plain]
+    assert [f["landmarks"] for f in voted] != [f["landmarks"] for f in plain]
 
 
 def test_errors_and_help(tmp_path, random_model_path, capsys):

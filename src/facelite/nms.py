@@ -62,7 +62,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["box_iou", "nms", "nms_ranked", "top_k"]
+__all__ = ["box_iou", "nms", "nms_ranked", "overlapping_pairs", "top_k"]
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -194,6 +194,20 @@ def nms_ranked(
         m = done + max(math.ceil(1.25 * (limit - len(kept)) / rate), _MIN_CHUNK)
         if _ALL_AT_ONCE * m >= n:
             m = n
+
+
+def overlapping_pairs(boxes: np.ndarray, iou_threshold: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """All pairs ``(i, j)``, ``i < j``, of the (N, 4) xyxy boxes with float32 IoU > ``iou_threshold``
+    (a pair may be listed twice), found by the candidate pairing NMS uses (module doc, step 2):
+    tens of pairs per box in a crowd instead of N^2. ``None`` where that pairing does not apply
+    (a threshold outside [1/64, 0.99], non-finite or huge coordinates, too many pairs)."""
+    boxes = np.ascontiguousarray(boxes, dtype=np.float32).reshape(-1, 4)
+    if len(boxes) == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    if not (np.isfinite(boxes).all() and float(np.abs(boxes).max()) <= _MAX_COORD):
+        return None
+    areas = np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
+    return _banded_edges(boxes, areas, float(iou_threshold))
 
 
 _FIRST_PREFIX = 1.5

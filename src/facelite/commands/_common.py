@@ -13,7 +13,8 @@ from ..imageheader import DEFAULT_MAX_PIXELS
 
 
 def add_model_options(p: argparse.ArgumentParser, input_size: int = 640) -> None:
-    """``--model --precision --input-size --score-threshold --nms-threshold --min-face-size --threads``."""
+    """``--model --precision --input-size --score-threshold --nms-threshold --no-landmark-voting
+    --min-face-size --threads`` and the tile options."""
     p.add_argument(
         "--model",
         default="mobilenetv2-0.35",
@@ -25,12 +26,22 @@ def add_model_options(p: argparse.ArgumentParser, input_size: int = 640) -> None
     )
     p.add_argument("--score-threshold", type=float, default=0.5, help="minimum face score (default: %(default)s)")
     p.add_argument("--nms-threshold", type=float, default=0.4, help="NMS IoU threshold (default: %(default)s)")
+    add_landmark_voting_option(p)
     p.add_argument(
         "--min-face-size", type=float, default=0.0, metavar="PX",
         help="drop faces whose box is narrower or lower than PX pixels of the image (default: keep all)",
     )
     p.add_argument("--threads", type=int, default=None, help="CPU threads for the network (default: all cores)")
     add_tile_options(p)
+
+
+def add_landmark_voting_option(p: argparse.ArgumentParser) -> None:
+    """``--no-landmark-voting``: each face's landmarks from its kept candidate alone."""
+    p.add_argument(
+        "--no-landmark-voting", dest="landmark_voting", action="store_false",
+        help="take each face's landmarks from the one candidate NMS kept, instead of the score-weighted "
+        "mean over the candidates it merged (boxes and scores are the same either way)",
+    )
 
 
 def add_tile_options(p: argparse.ArgumentParser) -> None:
@@ -83,6 +94,7 @@ def build_detector(args: argparse.Namespace, **extra):
         min_face_size=getattr(args, "min_face_size", 0.0),  # `facelite eval` has no such option
         tile_size=args.tile,
         tile_overlap=args.tile_overlap,
+        landmark_voting=getattr(args, "landmark_voting", True),
         **extra,
     )
 

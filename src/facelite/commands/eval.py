@@ -19,7 +19,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ._common import add_max_pixels_option, add_tile_options, max_pixels_of, os_errors_as_messages
+from ._common import (
+    add_landmark_voting_option,
+    add_max_pixels_option,
+    add_tile_options,
+    max_pixels_of,
+    os_errors_as_messages,
+)
 
 HELP = "accuracy: WIDER FACE AP (Easy/Medium/Hard) and landmark error"
 
@@ -46,6 +52,7 @@ def _add_model_args(p: argparse.ArgumentParser, input_size: int, score: float) -
     p.add_argument("--input-size", type=int, default=input_size, help="longer side of the network input (default: %(default)s)")
     p.add_argument("--score-threshold", type=float, default=score, help="detector score threshold (default: %(default)s)")
     p.add_argument("--nms-threshold", type=float, default=0.4, help="NMS IoU threshold (default: %(default)s)")
+    add_landmark_voting_option(p)
     p.add_argument("--threads", type=int, default=1, help="CPU threads for the network (default: %(default)s)")
     add_tile_options(p)
     p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N images (smoke test)")
@@ -152,6 +159,7 @@ def _run_settings(args: argparse.Namespace) -> tuple[Any, dict[str, Any], dict[s
         "score_threshold": args.score_threshold,
         "nms_threshold": args.nms_threshold,
         "keep_top_k": args.keep_top_k,
+        "landmark_voting": args.landmark_voting,
         "facelite_version": __version__,
         **({"tile": args.tile, "tile_overlap": args.tile_overlap} if args.tile else {}),
     }
@@ -231,6 +239,7 @@ def run_landmarks(args: argparse.Namespace) -> int:
         "input_size": args.input_size,
         "score_threshold": args.score_threshold,
         "nms_threshold": args.nms_threshold,
+        "landmark_voting": args.landmark_voting,
         "threads": args.threads,
     }
     result = lmk.evaluate_landmarks(
