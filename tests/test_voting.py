@@ -7,7 +7,7 @@ from facelite import FaceDetector, load_image
 from facelite.models import shipped_path
 from facelite.nms import box_iou, nms
 from facelite.paths import data_path, shared_dir
-from facelite.voting import vote_landmarks
+from facelite.voting import vote
 
 
 def _points(x: float, y: float) -> np.ndarray:
@@ -21,7 +21,7 @@ def test_weighted_mean_over_the_merged_candidates():
     points = np.stack([_points(20, 30), _points(26, 33), _points(310, 310), _points(14, 24)])
     keep = nms(boxes, scores, 0.4)
     assert keep.tolist() == [0, 2]
-    out = vote_landmarks(boxes, scores, points, keep, 0.4)
+    out = vote(boxes, scores, points, keep, 0.4)
     want0 = (0.9 * points[0] + 0.6 * points[1] + 0.3 * points[3]) / 1.8
     np.testing.assert_allclose(out[0], want0, atol=1e-4)
     np.testing.assert_array_equal(out[1], points[2])  # alone in its cluster: its own points
@@ -34,7 +34,7 @@ def test_a_candidate_votes_only_for_the_face_it_overlaps_most():
     scores = np.array([0.9, 0.8, 0.5], np.float32)
     points = np.stack([_points(10, 10), _points(70, 10), _points(64, 12)])
     keep = np.array([0, 1])
-    out = vote_landmarks(boxes, scores, points, keep, 0.4)
+    out = vote(boxes, scores, points, keep, 0.4)
     np.testing.assert_array_equal(out[0], points[0])
     np.testing.assert_allclose(out[1], (0.8 * points[1] + 0.5 * points[2]) / 1.3, atol=1e-4)
 
@@ -43,11 +43,11 @@ def test_no_votes_keep_the_own_landmarks():
     boxes = np.array([[0, 0, 10, 10], [0, 0, 10, 10.5]], np.float32)
     points = np.stack([_points(1, 1), _points(3, 3)])
     # threshold 1: nothing overlaps "above" it, not even a face itself
-    np.testing.assert_array_equal(vote_landmarks(boxes, np.array([0.9, 0.8]), points, [0], 1.0), points[:1])
+    np.testing.assert_array_equal(vote(boxes, np.array([0.9, 0.8]), points, [0], 1.0), points[:1])
     # scores 0 (score threshold 0): no weight anywhere
-    np.testing.assert_array_equal(vote_landmarks(boxes, np.zeros(2), points, [0], 0.4), points[:1])
+    np.testing.assert_array_equal(vote(boxes, np.zeros(2), points, [0], 0.4), points[:1])
     # nothing kept
-    assert vote_landmarks(boxes, np.array([0.9, 0.8]), points, np.zeros(0, np.int64), 0.4).shape == (0, 5, 2)
+    assert vote(boxes, np.array([0.9, 0.8]), points, np.zeros(0, np.int64), 0.4).shape == (0, 5, 2)
 
 
 def _brute_force(boxes, scores, points, keep, thr):
@@ -74,13 +74,13 @@ def test_sweep_equals_the_full_iou_matrix_on_a_crowd(thr):
     points = (boxes[:, None, :2] + rng.uniform(0, 20, (3000, 5, 2))).astype(np.float32)
     keep = nms(boxes, scores, max(thr, 0.3))
     assert 0 < len(keep) < 3000
-    np.testing.assert_allclose(vote_landmarks(boxes, scores, points, keep, thr),
+    np.testing.assert_allclose(vote(boxes, scores, points, keep, thr),
                                _brute_force(boxes, scores, points, keep, thr), atol=1e-3)
 
 
 def test_mismatched_shapes_are_refused():
     with pytest.raises(ValueError, match="must agree"):
-        vote_landmarks(np.zeros((3, 4)), np.zeros(3), np.zeros((2, 5, 2)), [0], 0.4)
+        vote(np.zeros((3, 4)), np.zeros(3), np.zeros((2, 5, 2)), [0], 0.4)
 
 
 def test_detector_option_changes_landmarks_only():
@@ -99,6 +99,24 @@ def test_detector_option_changes_landmarks_only():
     assert 0 < shift.max() < 5
     with pytest.raises(ValueError, match="landmark_voting"):
         FaceDetector(landmark_voting="yes")
+    with pytest.raises(ValueError, match="box_voting"):
+        FaceDetector(box_voting=1)
+
+
+def test_box_voting_moves_boxes_not_scores_nor_landmarks():
+    if not shipped_path("mobilenetv2-0.35").is_file():
+        pytest.skip("mobilenetv2-0.35 is not shipped in this installation")
+    image = load_image(data_path("astronaut.jpg"))
+    b0, s0, p0 = FaceDetector(threads=1).detect_arrays(image)
+    det = FaceDetector(threads=1, box_voting=True)
+    assert "box_voting=True" in repr(det)
+    b1, s1, p1 = det.detect_arrays(image)
+    np.testing.assert_array_equal(s1, s0)
+    np.testing.assert_allclose(p1, p0, atol=1e-3)  # the landmarks are voted the same way either way
+    shift = np.abs(b1 - b0).max()
+    assert 0 < shift < 5, shift
+    # the voted box is still the astronaut's face (box checked by eye, tests/test_detector.py)
+    assert box_iou(b1[:1], np.array([[178.0, 59.0, 273.0, 178.0]]))[0, 0] > 0.7
 
 
 @pytest.mark.shared

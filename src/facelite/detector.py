@@ -27,7 +27,7 @@ from .preprocess import Letterbox, letterbox_geometry, preprocess, preprocess_ba
 from .runtime import Backend, load_backend
 from .spec import ModelSpec
 from .tiling import MAX_TILE_OVERLAP, WHOLE_IMAGE_FACE, TilePass, merge_tile_passes, tile_grid
-from .voting import vote_landmarks
+from .voting import vote
 
 __all__ = ["FaceDetector", "as_bgr_image"]
 
@@ -119,9 +119,10 @@ class FaceDetector:
             ``[0, 0.75]``; faces up to about that many pixels are always found whole in a
             tile, larger ones by the whole-image pass.
         landmark_voting: each face's landmarks are the score-weighted mean of those of the
-            candidates NMS merged into it (:func:`facelite.voting.vote_landmarks`): more
-            accurate than the kept candidate's alone; boxes and scores are the same either way.
-            ``False``: the kept candidate's landmarks (the paper's decoding).
+            candidates NMS merged into it (:func:`facelite.voting.vote`): more accurate than the
+            kept candidate's alone. ``False``: the kept candidate's landmarks (the paper's decoding).
+        box_voting: the same for each face's box (off by default: the shipped AP figures are
+            without it). Scores are never changed.
 
     One detector may be shared by several threads: ONNX Runtime runs their calls in parallel
     (the TFLite backend one at a time). ``last_timings`` then holds the timings of whichever
@@ -156,6 +157,7 @@ class FaceDetector:
         tile_size: int | None = None,
         tile_overlap: float = 0.25,
         landmark_voting: bool = True,
+        box_voting: bool = False,
     ) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
@@ -179,9 +181,11 @@ class FaceDetector:
         self.tile_overlap = _check_unit("tile_overlap", tile_overlap)
         if self.tile_overlap > MAX_TILE_OVERLAP:
             raise ValueError(f"tile_overlap must be in [0, {MAX_TILE_OVERLAP}], got {tile_overlap!r}")
-        if not isinstance(landmark_voting, bool):
-            raise ValueError(f"landmark_voting must be True or False, got {landmark_voting!r}")
+        for name, value in (("landmark_voting", landmark_voting), ("box_voting", box_voting)):
+            if not isinstance(value, bool):
+                raise ValueError(f"{name} must be True or False, got {value!r}")
         self.landmark_voting = landmark_voting
+        self.box_voting = box_voting
         self.model_info: ResolvedModel = resolve_model(model, precision)
         self.backend: Backend = load_backend(self.model_info.path, threads=threads)
         self.spec: ModelSpec = self.backend.spec
@@ -233,7 +237,8 @@ class FaceDetector:
     def __setstate__(self, state: dict) -> None:
         """Load the network again: a shipped model from this installation by name (checksum
         verified), a model given by path from that path, which must still hold the same file."""
-        state.setdefault("landmark_voting", True)  # pickled by a version without it
+        state.setdefault("landmark_voting", True)  # pickled by a version without them
+        state.setdefault("box_voting", False)
         self.__dict__.update(state)
         info: ResolvedModel = state["model_info"]
         model = info.name if info.shipped and info.name else info.path
@@ -272,6 +277,7 @@ class FaceDetector:
             + (f", min_face_size={self.min_face_size:g}" if self.min_face_size else "")
             + (f", tile_size={self.tile_size}, tile_overlap={self.tile_overlap:g}" if self.tile_size else "")
             + ("" if self.landmark_voting else ", landmark_voting=False")
+            + (", box_voting=True" if self.box_voting else "")
             + ")"
         )
 
@@ -431,10 +437,16 @@ class FaceDetector:
         s = scores[idx]
         a = anchors[idx]
         b = decode_boxes(deltas[idx], a, spec.variances)
-        if self.landmark_voting and len(candidates) > len(idx):
+        if (self.landmark_voting or self.box_voting) and len(candidates) > len(idx):
             ca = anchors[candidates]
-            pts = vote_landmarks(decode_boxes(deltas[candidates], ca, spec.variances), scores[candidates],
-                                 decode_landmarks(lmk[candidates], ca, spec.variances), keep, self.nms_threshold)
+            cb = decode_boxes(deltas[candidates], ca, spec.variances)
+            values = [cb] if self.box_voting else []
+            if self.landmark_voting:
+                values.append(decode_landmarks(lmk[candidates], ca, spec.variances).reshape(len(ca), -1))
+            voted = vote(cb, scores[candidates], np.concatenate(values, axis=1), keep, self.nms_threshold)
+            if self.box_voting:
+                b, voted = voted[:, :4], voted[:, 4:]
+            pts = voted.reshape(len(idx), -1, 2) if self.landmark_voting else decode_landmarks(lmk[idx], a, spec.variances)
         else:
             pts = decode_landmarks(lmk[idx], a, spec.variances)
         b = box.to_original(b)

@@ -1,12 +1,12 @@
-"""Landmark voting: a face's landmarks averaged over the candidates NMS merged into it.
+"""Voting: a face's landmarks (and box) averaged over the candidates NMS merged into it.
 
 Around a face, several anchors of one or two pyramid levels score above the threshold; NMS keeps
-the highest-scoring box and drops the others, and with them their landmark estimates. Their
-errors are partly independent (different anchors, different levels), so the score-weighted mean
-of the merged candidates' landmarks is closer to the truth than the kept candidate's alone: on
-the held-out landmark crops (``facelite eval landmarks``) it lowers the NME of both shipped
-models by 0.3-0.5 point at input 320 (docs/TRAINING.md). Boxes and scores are not touched, so
-detection AP does not change.
+the highest-scoring box and drops the others, and with them their estimates. Their errors are
+partly independent (different anchors, different levels), so the score-weighted mean over the
+merged candidates is closer to the truth than the kept candidate's alone. On the held-out
+landmark crops (``facelite eval landmarks``) landmark voting lowers the NME of both shipped
+models by 0.3-0.5 point at input 320; box voting raises their WIDER FACE dev AP by up to 0.6
+point (docs/TRAINING.md). Scores are never changed.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 
 from .nms import overlapping_pairs
 
-__all__ = ["vote_landmarks"]
+__all__ = ["vote"]
 
 DENSE_PAIRS = 4096
 """Up to this many (candidate, kept face) pairs, all of them get an IoU (no pairing step)."""
@@ -81,39 +81,40 @@ def _area(b: np.ndarray) -> np.ndarray:
     return np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
 
 
-def vote_landmarks(
+def vote(
     boxes: np.ndarray,
     scores: np.ndarray,
-    points: np.ndarray,
+    values: np.ndarray,
     keep: np.ndarray,
     iou_threshold: float,
 ) -> np.ndarray:
-    """Landmarks of the kept faces, each the score-weighted mean over its voters.
+    """Per kept face, the score-weighted mean of ``values`` over its voters.
 
     A candidate votes for the kept box it overlaps most, when that IoU is above ``iou_threshold``
     (the rule by which NMS suppresses: pass the NMS threshold); a kept candidate overlaps itself
     with IoU 1, so it always votes for its own face unless ``iou_threshold >= 1``. A face whose
-    voters' scores sum to 0 keeps its own landmarks.
+    voters' scores sum to 0 keeps its own values.
 
     Args:
         boxes: (M, 4) xyxy boxes of all candidates that entered NMS, in any pixel frame.
         scores: (M,) their scores (>= 0): the weights.
-        points: (M, P, 2) their landmarks, in the same frame as ``boxes``.
+        values: (M, ...) what is averaged: their landmarks (M, P, 2), their boxes (M, 4), ...,
+            in the frame of ``boxes`` when they are coordinates.
         keep: (K,) int indices into the candidates of the faces NMS kept.
         iou_threshold: the NMS IoU threshold, in [0, 1].
 
     Returns:
-        float32 (K, P, 2): the kept faces' landmarks, in the frame of ``points``.
+        float32 (K, ...): the kept faces' voted values.
     """
     boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
-    points = np.asarray(points, dtype=np.float32)
+    values = np.asarray(values, dtype=np.float32)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     keep = np.asarray(keep, dtype=np.int64).reshape(-1)
     m, k = len(boxes), len(keep)
-    if points.ndim != 3 or len(points) != m or points.shape[2] != 2 or len(scores) != m:
-        raise ValueError(f"boxes (M, 4), scores (M,) and points (M, P, 2) must agree: got {boxes.shape}, "
-                         f"{scores.shape}, {points.shape}")
-    own = points[keep]
+    if values.ndim < 1 or len(values) != m or len(scores) != m:
+        raise ValueError(f"boxes (M, 4), scores (M,) and values (M, ...) must agree: got {boxes.shape}, "
+                         f"{scores.shape}, {values.shape}")
+    own = values[keep]
     if k == 0 or m == k:
         return own.copy()  # nothing was merged into any face
     cand, face, iou = _pairs_above(boxes, keep, iou_threshold)
@@ -125,7 +126,7 @@ def vote_landmarks(
     cand, face = cand[first], face[first]
     w = scores[cand]
     weights = np.bincount(face, weights=w, minlength=k)
-    flat = points.reshape(m, -1)[cand].astype(np.float64)
+    flat = values.reshape(m, -1)[cand].astype(np.float64)
     sums = np.stack([np.bincount(face, weights=w * flat[:, c], minlength=k) for c in range(flat.shape[1])], axis=1)
     voted = weights > 0
     out = own.reshape(k, -1).astype(np.float64)

@@ -14,7 +14,7 @@ from ..imageheader import DEFAULT_MAX_PIXELS
 
 def add_model_options(p: argparse.ArgumentParser, input_size: int = 640) -> None:
     """``--model --precision --input-size --score-threshold --nms-threshold --no-landmark-voting
-    --min-face-size --threads`` and the tile options."""
+    --box-voting --min-face-size --threads`` and the tile options."""
     p.add_argument(
         "--model",
         default="mobilenetv2-0.35",
@@ -36,11 +36,17 @@ def add_model_options(p: argparse.ArgumentParser, input_size: int = 640) -> None
 
 
 def add_landmark_voting_option(p: argparse.ArgumentParser) -> None:
-    """``--no-landmark-voting``: each face's landmarks from its kept candidate alone."""
+    """``--no-landmark-voting``: each face's landmarks from its kept candidate alone; ``--box-voting``:
+    each face's box averaged over the candidates NMS merged into it."""
     p.add_argument(
         "--no-landmark-voting", dest="landmark_voting", action="store_false",
         help="take each face's landmarks from the one candidate NMS kept, instead of the score-weighted "
-        "mean over the candidates it merged (boxes and scores are the same either way)",
+        "mean over the candidates it merged",
+    )
+    p.add_argument(
+        "--box-voting", action="store_true",
+        help="each face's box is the score-weighted mean over the candidates NMS merged into it "
+        "(default: the kept candidate's box)",
     )
 
 
@@ -95,6 +101,7 @@ def build_detector(args: argparse.Namespace, **extra):
         tile_size=args.tile,
         tile_overlap=args.tile_overlap,
         landmark_voting=getattr(args, "landmark_voting", True),
+        box_voting=getattr(args, "box_voting", False),
         **extra,
     )
 

@@ -160,6 +160,7 @@ def _run_settings(args: argparse.Namespace) -> tuple[Any, dict[str, Any], dict[s
         "nms_threshold": args.nms_threshold,
         "keep_top_k": args.keep_top_k,
         "landmark_voting": args.landmark_voting,
+        "box_voting": args.box_voting,
         "facelite_version": __version__,
         **({"tile": args.tile, "tile_overlap": args.tile_overlap} if args.tile else {}),
     }
@@ -240,6 +241,7 @@ def run_landmarks(args: argparse.Namespace) -> int:
         "score_threshold": args.score_threshold,
         "nms_threshold": args.nms_threshold,
         "landmark_voting": args.landmark_voting,
+        "box_voting": args.box_voting,
         "threads": args.threads,
     }
     result = lmk.evaluate_landmarks(
