@@ -5,7 +5,7 @@ the highest-scoring box and drops the others, and with them their estimates. The
 partly independent (different anchors, different levels), so the score-weighted mean over the
 merged candidates is closer to the truth than the kept candidate's alone. On the held-out
 landmark crops (``facelite eval landmarks``) landmark voting lowers the NME of both shipped
-models by 0.3-0.5 point at input 320; box voting raises their WIDER FACE dev AP by up to 0.6
+models by 0.3-0.5 point at input 320; box voting raises their WIDER FACE dev AP by up to 0.8
 point (docs/TRAINING.md). Scores are never changed.
 """
 
