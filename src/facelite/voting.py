@@ -23,10 +23,10 @@ DENSE_PAIRS = 4096
 
 def _sweep_pairs(boxes: np.ndarray, kept: np.ndarray, iou_threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All (candidate, kept face, IoU) with IoU > ``iou_threshold``, where NMS's pairing does not
-    apply (:func:`_pairs_above`). The kept boxes are split by
-    width into octaves; within one, a sweep over them sorted by x1 finds, for each candidate, those
-    that can overlap it in x (x1 within the octave's widest box of the candidate's x1, and before
-    its x2), and only those pairs get an IoU: tens per candidate in a crowd, not every kept face."""
+    apply (:func:`_pairs_above`). The kept boxes are split by width into octaves; within one, a
+    sweep over them sorted by x1 finds, for each candidate, those that can overlap it in x (x1
+    within the octave's widest box of the candidate's x1, and before its x2), and only those
+    pairs get an IoU: tens per candidate in a crowd, not every kept face."""
     width = kept[:, 2] - kept[:, 0]
     octave = np.floor(np.log2(np.maximum(width, 1.0))).astype(np.int64)
     cands, faces = [], []
