@@ -65,7 +65,7 @@ def _brute_force(boxes, scores, points, keep, thr):
 
 
 @pytest.mark.parametrize("thr", [0.0, 0.3, 0.4, 0.7])
-def test_sweep_equals_the_full_iou_matrix_on_a_crowd(thr):
+def test_pairing_equals_the_full_iou_matrix_on_a_crowd(thr):
     rng = np.random.default_rng(0)
     xy = rng.uniform(0, 1000, (3000, 2)).astype(np.float32)
     wh = rng.uniform(5, 120, (3000, 1)).astype(np.float32)  # small and large faces mixed

@@ -432,23 +432,25 @@ class FaceDetector:
             i = idx[start:stop]
             return decode_boxes(deltas[i], anchors[i], spec.variances)
 
-        keep = nms_ranked(ranked_boxes, self.nms_threshold, keep_top_k=self.keep_top_k, count=len(idx))
+        voting = self.landmark_voting or self.box_voting
+        # voting needs every candidate's box: decode them once, for NMS and the vote
+        ranked = decode_boxes(deltas[idx], anchors[idx], spec.variances) if voting else ranked_boxes
+        keep = nms_ranked(ranked, self.nms_threshold, keep_top_k=self.keep_top_k, count=len(idx))
         candidates, idx = idx, idx[keep]
         s = scores[idx]
         a = anchors[idx]
         b = decode_boxes(deltas[idx], a, spec.variances)
-        if (self.landmark_voting or self.box_voting) and len(candidates) > len(idx):
-            ca = anchors[candidates]
-            cb = decode_boxes(deltas[candidates], ca, spec.variances)
-            values = [cb] if self.box_voting else []
+        pts = decode_landmarks(lmk[idx], a, spec.variances)
+        if voting and len(candidates) > len(idx):
+            values = [ranked] if self.box_voting else []
             if self.landmark_voting:
+                ca = anchors[candidates]
                 values.append(decode_landmarks(lmk[candidates], ca, spec.variances).reshape(len(ca), -1))
-            voted = vote(cb, scores[candidates], np.concatenate(values, axis=1), keep, self.nms_threshold)
+            voted = vote(ranked, scores[candidates], np.concatenate(values, axis=1), keep, self.nms_threshold)
             if self.box_voting:
                 b, voted = voted[:, :4], voted[:, 4:]
-            pts = voted.reshape(len(idx), -1, 2) if self.landmark_voting else decode_landmarks(lmk[idx], a, spec.variances)
-        else:
-            pts = decode_landmarks(lmk[idx], a, spec.variances)
+            if self.landmark_voting:
+                pts = voted.reshape(len(idx), -1, 2)
         b = box.to_original(b)
         pts = box.to_original(pts)
         h, w = box.original_size

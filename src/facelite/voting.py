@@ -13,35 +13,28 @@ from __future__ import annotations
 
 import numpy as np
 
-from .nms import overlapping_pairs
+from .nms import box_iou, overlapping_pairs
 
 __all__ = ["vote"]
 
 DENSE_PAIRS = 4096
 """Up to this many (candidate, kept face) pairs, all of them get an IoU (no pairing step)."""
 
+CHUNK = 2048
+"""Candidates per block when every pair gets an IoU: bounds the (candidates x kept) matrix."""
 
-def _sweep_pairs(boxes: np.ndarray, kept: np.ndarray, iou_threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All (candidate, kept face, IoU) with IoU > ``iou_threshold``, where NMS's pairing does not
-    apply (:func:`_pairs_above`). The kept boxes are split by width into octaves; within one, a
-    sweep over them sorted by x1 finds, for each candidate, those that can overlap it in x (x1
-    within the octave's widest box of the candidate's x1, and before its x2), and only those
-    pairs get an IoU: tens per candidate in a crowd, not every kept face."""
-    width = kept[:, 2] - kept[:, 0]
-    octave = np.floor(np.log2(np.maximum(width, 1.0))).astype(np.int64)
-    cands, faces = [], []
-    for o in np.unique(octave):
-        members = np.flatnonzero(octave == o)
-        order = members[np.argsort(kept[members, 0], kind="stable")]
-        kx1 = kept[order, 0]
-        lo = np.searchsorted(kx1, boxes[:, 0] - float(width[members].max()), side="left")
-        hi = np.searchsorted(kx1, boxes[:, 2], side="left")
-        counts = np.maximum(hi - lo, 0)
-        cand = np.repeat(np.arange(len(boxes)), counts)
-        start = np.repeat(lo - (np.cumsum(counts) - counts), counts)
-        cands.append(cand)
-        faces.append(order[start + np.arange(len(cand))])
-    return _with_iou(boxes, kept, np.concatenate(cands), np.concatenate(faces), iou_threshold)
+
+def _dense_pairs(boxes: np.ndarray, kept: np.ndarray, iou_threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All (candidate, kept face, IoU) with IoU > ``iou_threshold``, from the full IoU matrix (in
+    blocks of :data:`CHUNK` candidates): for few candidates, and where NMS's pairing does not apply."""
+    cands, faces, ious = [], [], []
+    for start in range(0, len(boxes), CHUNK):
+        iou = box_iou(boxes[start : start + CHUNK], kept)
+        cand, face = np.nonzero(iou > iou_threshold)
+        cands.append(cand + start)
+        faces.append(face)
+        ious.append(iou[cand, face])
+    return np.concatenate(cands), np.concatenate(faces), np.concatenate(ious)
 
 
 def _with_iou(boxes: np.ndarray, kept: np.ndarray, cand: np.ndarray, face: np.ndarray,
@@ -60,14 +53,11 @@ def _with_iou(boxes: np.ndarray, kept: np.ndarray, cand: np.ndarray, face: np.nd
 def _pairs_above(boxes: np.ndarray, keep: np.ndarray, iou_threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All (candidate, kept face, IoU) with IoU > ``iou_threshold`` (a kept candidate with itself
     included): from the overlapping pairs NMS's pairing finds among the candidates, those with one
-    kept end."""
+    kept end (tens per candidate in a crowd, not one per kept face)."""
     kept = boxes[keep]
-    if len(boxes) * len(keep) <= DENSE_PAIRS:  # few candidates: all pairs at once
-        cand, face = np.divmod(np.arange(len(boxes) * len(keep)), len(keep))
-        return _with_iou(boxes, kept, cand, face, iou_threshold)
-    pairs = overlapping_pairs(boxes, iou_threshold)
+    pairs = None if len(boxes) * len(keep) <= DENSE_PAIRS else overlapping_pairs(boxes, iou_threshold)
     if pairs is None:
-        return _sweep_pairs(boxes, kept, iou_threshold)
+        return _dense_pairs(boxes, kept, iou_threshold)
     i, j = pairs
     face_of = np.full(len(boxes), -1, np.int64)
     face_of[keep] = np.arange(len(keep))

@@ -26,7 +26,7 @@ def add_model_options(p: argparse.ArgumentParser, input_size: int = 640) -> None
     )
     p.add_argument("--score-threshold", type=float, default=0.5, help="minimum face score (default: %(default)s)")
     p.add_argument("--nms-threshold", type=float, default=0.4, help="NMS IoU threshold (default: %(default)s)")
-    add_landmark_voting_option(p)
+    add_voting_options(p)
     p.add_argument(
         "--min-face-size", type=float, default=0.0, metavar="PX",
         help="drop faces whose box is narrower or lower than PX pixels of the image (default: keep all)",
@@ -35,7 +35,7 @@ def add_model_options(p: argparse.ArgumentParser, input_size: int = 640) -> None
     add_tile_options(p)
 
 
-def add_landmark_voting_option(p: argparse.ArgumentParser) -> None:
+def add_voting_options(p: argparse.ArgumentParser) -> None:
     """``--no-landmark-voting``: each face's landmarks from its kept candidate alone; ``--box-voting``:
     each face's box averaged over the candidates NMS merged into it."""
     p.add_argument(

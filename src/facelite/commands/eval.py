@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from ._common import (
-    add_landmark_voting_option,
     add_max_pixels_option,
     add_tile_options,
+    add_voting_options,
     max_pixels_of,
     os_errors_as_messages,
 )
@@ -52,7 +52,7 @@ def _add_model_args(p: argparse.ArgumentParser, input_size: int, score: float) -
     p.add_argument("--input-size", type=int, default=input_size, help="longer side of the network input (default: %(default)s)")
     p.add_argument("--score-threshold", type=float, default=score, help="detector score threshold (default: %(default)s)")
     p.add_argument("--nms-threshold", type=float, default=0.4, help="NMS IoU threshold (default: %(default)s)")
-    add_landmark_voting_option(p)
+    add_voting_options(p)
     p.add_argument("--threads", type=int, default=1, help="CPU threads for the network (default: %(default)s)")
     add_tile_options(p)
     p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N images (smoke test)")
