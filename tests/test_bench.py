@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("onnx")
 
 from facelite.bench.graph import STAGES, count_macs, count_params, find_stage_boundaries, split_stages
-from facelite.bench.run import pareto_front
+from facelite.bench.run import _digest, pareto_front
 from facelite.cli import main
 
 
@@ -152,6 +152,20 @@ def test_postprocess_and_accuracy_sections(quick_run) -> None:
         assert len(result["frontier"]) == 3 and any(d["on_front"] for d in result["frontier"])
     else:
         assert result["accuracy_note"].startswith("not measured")
+
+
+def test_ap_cache_is_kept_per_post_processing(quick_run, bench_cache: Path) -> None:
+    """The AP predictions cached by the bench record the voting settings they were made with (the
+    detector's defaults), each setting in its own folder: a change of defaults is measured anew."""
+    result, _ = quick_run
+    if not result["accuracy"]:
+        pytest.skip("no shared data folder: AP not measured")
+    caches = sorted(bench_cache.glob("*/ap-*/settings.json"))
+    assert caches
+    for path in caches:
+        settings = json.loads(path.read_text())
+        assert settings["box_voting"] is True and settings["landmark_voting"] is True
+        assert path.parent.name == f"ap-{settings['input_size']}-{_digest(settings)}"
 
 
 def test_stage_split_is_exact(random_model_path: Path, tmp_path: Path) -> None:

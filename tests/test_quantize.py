@@ -168,3 +168,74 @@ def test_calibration_in_chunks_and_histogram_methods_on_mixed_sizes(random_model
         sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
         scores = sess.run(None, {sess.get_inputs()[0].name: np.zeros((1, 3, 64, 96), np.float32)})[0]
         assert np.isfinite(scores).all()
+
+
+def _float_after(graph, node_names: set[str]) -> bool:
+    """True when no QuantizeLinear reads an output of the nodes named ``node_names``."""
+    outputs = {o for n in graph.node if n.name in node_names for o in n.output}
+    return not any(n.op_type == "QuantizeLinear" and n.input[0] in outputs for n in graph.node)
+
+
+def test_score_heads_and_outputs_stay_float(random_model_path: Path, tmp_path: Path) -> None:
+    """By default the score heads and everything after the heads are left float, the box and
+    landmark heads int8; ``float_scores=False`` quantizes them all (the files before 2026-12-05)."""
+    import onnx
+
+    from facelite.export.quantize import quantize_static_int8
+
+    images = [data_path("astronaut.jpg")]
+    graphs = {}
+    for float_scores in (True, False):
+        out = quantize_static_int8(random_model_path, tmp_path / f"{float_scores}.onnx", images, SIZE,
+                                   float_scores=float_scores)
+        graphs[float_scores] = onnx.load(str(out)).graph
+    names = {n.name for n in graphs[True].node}
+    score_convs = {n for n in names if "cls_heads." in n and n.endswith("/Conv")}
+    box_convs = {n for n in names if "box_heads." in n and n.endswith("/Conv")}
+    assert len(score_convs) == len(box_convs) == 3
+    softmax = {n.name for n in graphs[True].node if n.op_type == "Softmax"}
+    assert _float_after(graphs[True], score_convs | softmax)
+    assert not _float_after(graphs[True], box_convs)  # still int8
+    assert not _float_after(graphs[False], score_convs) and not _float_after(graphs[False], softmax)
+    # and the float score heads read float weights (no DequantizeLinear of an int8 weight in front)
+    weights = {n.input[1] for n in graphs[True].node if n.name in score_convs}
+    assert {i.name for i in graphs[True].initializer} >= weights
+
+
+def test_shipped_int8_scores_are_not_cut_to_256_levels() -> None:
+    """The shipped int8 files keep float scores: on a real image they take thousands of values,
+    where a quantized softmax output holds at most 256."""
+    from facelite.models import shipped_path
+
+    for name in ("mobilenetv2-0.35", "mobilenetv2-1.0"):
+        path = shipped_path(name, "int8")
+        if not path.is_file():
+            pytest.skip(f"{name} int8 is not shipped in this installation")
+        scores = _outputs(path)[0]
+        assert len(np.unique(scores)) > 1000, name
+
+
+def test_export_command_quantizes_a_float32_file(random_model_path: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """``facelite export --float32 FILE --int8``: a soup or a shipped file gets its int8 file
+    without a checkpoint; the float32 file is copied unchanged; a file that is not a facelite
+    ONNX export is refused with a message, not a traceback."""
+    import shutil
+
+    from facelite.cli import main
+
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    shutil.copy(data_path("astronaut.jpg"), calib / "a.jpg")
+    out = tmp_path / "out"
+    assert main(["export", "--float32", str(random_model_path), "--out-dir", str(out), "--int8", "--name", "soup",
+                 "--calib-dir", str(calib), "--calib-images", "1", "--calib-size", "64"]) == 0
+    assert (out / "soup-float32.onnx").read_bytes() == random_model_path.read_bytes()
+    backend = OnnxBackend(out / "soup-int8.onnx")
+    assert backend.spec == OnnxBackend(random_model_path).spec and backend.metadata["facelite.precision"] == "int8"
+    text = tmp_path / "notes.onnx"
+    text.write_text("not a model")
+    assert main(["export", "--float32", str(text), "--out-dir", str(out)]) == 1
+    assert main(["export", "--float32", str(tmp_path / "missing.onnx"), "--out-dir", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "notes.onnx: not an ONNX model" in err and "no such file" in err and "Traceback" not in err

@@ -107,9 +107,11 @@ def test_box_voting_moves_boxes_not_scores_nor_landmarks():
     if not shipped_path("mobilenetv2-0.35").is_file():
         pytest.skip("mobilenetv2-0.35 is not shipped in this installation")
     image = load_image(data_path("astronaut.jpg"))
-    b0, s0, p0 = FaceDetector(threads=1).detect_arrays(image)
-    det = FaceDetector(threads=1, box_voting=True)
-    assert "box_voting=True" in repr(det)
+    off = FaceDetector(threads=1, box_voting=False)
+    assert "box_voting=False" in repr(off)
+    b0, s0, p0 = off.detect_arrays(image)
+    det = FaceDetector(threads=1)
+    assert det.box_voting and "box_voting" not in repr(det)  # on by default
     b1, s1, p1 = det.detect_arrays(image)
     np.testing.assert_array_equal(s1, s0)
     np.testing.assert_allclose(p1, p0, atol=1e-3)  # the landmarks are voted the same way either way

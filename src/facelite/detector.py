@@ -121,8 +121,8 @@ class FaceDetector:
         landmark_voting: each face's landmarks are the score-weighted mean of those of the
             candidates NMS merged into it (:func:`facelite.voting.vote`): more accurate than the
             kept candidate's alone. ``False``: the kept candidate's landmarks (the paper's decoding).
-        box_voting: the same for each face's box (off by default: the shipped AP figures are
-            without it). Scores are never changed.
+        box_voting: the same for each face's box: higher AP (+0.1 to +0.8 point on the dev
+            split). ``False``: the kept candidate's box. Scores are never changed.
 
     One detector may be shared by several threads: ONNX Runtime runs their calls in parallel
     (the TFLite backend one at a time). ``last_timings`` then holds the timings of whichever
@@ -157,7 +157,7 @@ class FaceDetector:
         tile_size: int | None = None,
         tile_overlap: float = 0.25,
         landmark_voting: bool = True,
-        box_voting: bool = False,
+        box_voting: bool = True,
     ) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
@@ -238,7 +238,7 @@ class FaceDetector:
         """Load the network again: a shipped model from this installation by name (checksum
         verified), a model given by path from that path, which must still hold the same file."""
         state.setdefault("landmark_voting", True)  # pickled by a version without them
-        state.setdefault("box_voting", False)
+        state.setdefault("box_voting", True)
         self.__dict__.update(state)
         info: ResolvedModel = state["model_info"]
         model = info.name if info.shipped and info.name else info.path
@@ -277,7 +277,7 @@ class FaceDetector:
             + (f", min_face_size={self.min_face_size:g}" if self.min_face_size else "")
             + (f", tile_size={self.tile_size}, tile_overlap={self.tile_overlap:g}" if self.tile_size else "")
             + ("" if self.landmark_voting else ", landmark_voting=False")
-            + (", box_voting=True" if self.box_voting else "")
+            + ("" if self.box_voting else ", box_voting=False")
             + ")"
         )
 

@@ -273,12 +273,14 @@ def derive_static_int8(
     import hashlib
 
     tag = hashlib.sha256("\n".join(p.name for p in images).encode()).hexdigest()[:8]
-    path = model.key_dir(cache_root) / f"static-int8-{method}-n{len(images)}-s{calibration_size}-{tag}.onnx"
+    # "fs": float score heads (quantize_static_int8's default since 2026-12-05): files cached before
+    # it, the whole network int8, are not reused
+    path = model.key_dir(cache_root) / f"static-int8-fs-{method}-n{len(images)}-s{calibration_size}-{tag}.onnx"
     if not path.is_file():
         tmp = _atomic_target(path)
         quantize_static_int8(model.float32.path, tmp, images, calibration_size, method)
         tmp.replace(path)
-    return Variant("static-int8", path, f"static QDQ int8, {method} calibration on {what} at {calibration_size}")
+    return Variant("static-int8", path, f"static QDQ int8 (score heads float), {method} calibration on {what} at {calibration_size}")
 
 
 def derive_tflite(model: BenchModel, kind: str, cfg: Any) -> Variant:

@@ -17,6 +17,8 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import os
 import platform
 import sys
@@ -642,10 +644,12 @@ def _accuracy(cfg: BenchConfig, models: list[BenchModel], cache_root: Path, log:
                 digest = sha(v.path_for(s))
                 settings = {"model_sha256": digest, "input_size": s, "score_threshold": wf.EVAL_SCORE_THRESHOLD,
                             "nms_threshold": wf.EVAL_NMS_THRESHOLD, "keep_top_k": wf.EVAL_MAX_FACES,
+                            "landmark_voting": det.landmark_voting, "box_voting": det.box_voting,
                             "facelite_version": __version__}
                 log(f"AP: {m.label} {p} @{s} on {len(names)} dev images")
                 run = wf.run_detector_on_split(
-                    det.detect_arrays, split, names, cache_dir=cache_root / digest[:16] / f"ap-{s}",
+                    # one folder per setting (the prediction cache refuses other settings)
+                    det.detect_arrays, split, names, cache_dir=cache_root / digest[:16] / f"ap-{s}-{_digest(settings)}",
                     cache_settings=settings, show_progress=cfg.show_progress, desc=f"AP {m.label} {p} @{s}",
                 )
                 res = wf.evaluate_widerface(run.predictions, None, names)
@@ -653,6 +657,10 @@ def _accuracy(cfg: BenchConfig, models: list[BenchModel], cache_root: Path, log:
                              "num_images": res.num_images, "num_faces": res.num_faces})
     note = f"WIDER FACE val, dev split: {len(names)} images" + (" (an evenly spaced subset: not comparable with the full split)" if subset else "")
     return rows, note
+
+
+def _digest(settings: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
 
 
 def pareto_front(latency: list[dict[str, Any]], accuracy: list[dict[str, Any]], threads: int) -> list[dict[str, Any]]:

@@ -13,8 +13,8 @@ from ..imageheader import DEFAULT_MAX_PIXELS
 
 
 def add_model_options(p: argparse.ArgumentParser, input_size: int = 640) -> None:
-    """``--model --precision --input-size --score-threshold --nms-threshold --no-landmark-voting
-    --box-voting --min-face-size --threads`` and the tile options."""
+    """``--model --precision --input-size --score-threshold --nms-threshold --[no-]landmark-voting
+    --[no-]box-voting --min-face-size --threads`` and the tile options."""
     p.add_argument(
         "--model",
         default="mobilenetv2-0.35",
@@ -36,17 +36,16 @@ def add_model_options(p: argparse.ArgumentParser, input_size: int = 640) -> None
 
 
 def add_voting_options(p: argparse.ArgumentParser) -> None:
-    """``--no-landmark-voting``: each face's landmarks from its kept candidate alone; ``--box-voting``:
-    each face's box averaged over the candidates NMS merged into it."""
+    """``--[no-]landmark-voting``, ``--[no-]box-voting`` (both on by default): each face's landmarks
+    and box are the score-weighted mean over the candidates NMS merged into it."""
     p.add_argument(
-        "--no-landmark-voting", dest="landmark_voting", action="store_false",
-        help="take each face's landmarks from the one candidate NMS kept, instead of the score-weighted "
-        "mean over the candidates it merged",
+        "--landmark-voting", action=argparse.BooleanOptionalAction, default=True,
+        help="each face's landmarks are the score-weighted mean over the candidates NMS merged into it; "
+        "--no-landmark-voting: the one candidate NMS kept (default: on)",
     )
     p.add_argument(
-        "--box-voting", action="store_true",
-        help="each face's box is the score-weighted mean over the candidates NMS merged into it "
-        "(default: the kept candidate's box)",
+        "--box-voting", action=argparse.BooleanOptionalAction, default=True,
+        help="the same for each face's box; --no-box-voting: the kept candidate's box (default: on)",
     )
 
 
@@ -101,7 +100,7 @@ def build_detector(args: argparse.Namespace, **extra):
         tile_size=args.tile,
         tile_overlap=args.tile_overlap,
         landmark_voting=getattr(args, "landmark_voting", True),
-        box_voting=getattr(args, "box_voting", False),
+        box_voting=getattr(args, "box_voting", True),
         **extra,
     )
 
