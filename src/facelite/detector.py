@@ -438,9 +438,8 @@ class FaceDetector:
         keep = nms_ranked(ranked, self.nms_threshold, keep_top_k=self.keep_top_k, count=len(idx))
         candidates, idx = idx, idx[keep]
         s = scores[idx]
-        a = anchors[idx]
-        b = decode_boxes(deltas[idx], a, spec.variances)
-        pts = decode_landmarks(lmk[idx], a, spec.variances)
+        b = ranked[keep] if voting else decode_boxes(deltas[idx], anchors[idx], spec.variances)
+        pts = None
         if voting and len(candidates) > len(idx):
             values = [ranked] if self.box_voting else []
             if self.landmark_voting:
@@ -451,6 +450,8 @@ class FaceDetector:
                 b, voted = voted[:, :4], voted[:, 4:]
             if self.landmark_voting:
                 pts = voted.reshape(len(idx), -1, 2)
+        if pts is None:  # the kept candidates' own landmarks
+            pts = decode_landmarks(lmk[idx], anchors[idx], spec.variances)
         b = box.to_original(b)
         pts = box.to_original(pts)
         h, w = box.original_size
