@@ -90,6 +90,10 @@ def test_metadata_and_detector(tflite_models, onnx_model) -> None:
         assert det.spec == spec and det.precision == f"tflite-{kind}"
         boxes, scores, lmks = det.detect_arrays(np.full((100, 80, 3), 128, np.uint8))
         assert boxes.shape[1:] == (4,) and lmks.shape[1:] == (5, 2)
+    # a fixed-shape file: the default input size is the file's side; a larger one is refused up front
+    assert FaceDetector(tflite_models["float32"], threads=1).input_size == SIZE
+    with pytest.raises(ValueError, match=f"at most {SIZE}"):
+        FaceDetector(tflite_models["float32"], input_size=SIZE + 32)
 
 
 def _errors(ref, got) -> list[tuple[float, float]]:
@@ -118,6 +122,39 @@ def test_outputs_match_onnx(tflite_models, onnx_model, tmp_path: Path) -> None:
         for (err, corr), (err_onnx, _), a in zip(got, onnx_int8, ref):
             assert corr > 0.8, (kind, corr)
             assert err < max(2.0 * err_onnx, 0.05 * a.std()), (kind, err, err_onnx)
+
+
+def _op_output_types(path: Path) -> list[tuple[str, str]]:
+    """(op name, dtype of its first output) of each op of a .tflite file, in graph order."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_path=str(path))
+    dtypes = {t["index"]: t["dtype"] for t in it.get_tensor_details()}
+    return [(op["op_name"], np.dtype(dtypes[op["outputs"][0]]).name) for op in it._get_ops_details()]
+
+
+@NEEDS_EXTRA
+def test_int8_keeps_score_heads_and_outputs_float(tflite_models, onnx_model, tmp_path: Path) -> None:
+    from facelite.export.tflite import export_tflite, float_score_ops
+    from facelite.paths import data_path
+    from facelite.runtime.tflite import TFLiteBackend
+
+    kept = float_score_ops(tflite_models["float32"])
+    names = [name for _, name, _ in kept]
+    # one score head per pyramid level, then the tail: per-level reshapes, concatenations, softmax
+    assert sum(n.endswith("CONV_2D") for n in names) == 3 and any(n.endswith("SOFTMAX") for n in names)
+    ops = _op_output_types(tflite_models["int8"])
+    convs = [t for name, t in ops if name == "CONV_2D"]
+    assert convs.count("float32") == 3 and convs.count("int8") > 30  # score heads float, the rest int8
+    assert [t for name, t in ops if name == "SOFTMAX"] == ["float32"]
+    all_int8 = export_tflite(onnx_model[0], tmp_path / "all.tflite", "int8", (SIZE, SIZE),
+                             [data_path("astronaut.jpg")], float_model=tflite_models["float32"], float_scores=False)
+    assert [t for name, t in _op_output_types(all_int8) if name == "CONV_2D"].count("float32") == 0
+    # the scores themselves: the all-int8 file gives at most 256 levels, the default thousands
+    x = _image_tensor(TFLiteBackend(tflite_models["float32"]).spec)
+    fine = TFLiteBackend(tflite_models["int8"], threads=1).run(x)[0]
+    coarse = TFLiteBackend(all_int8, threads=1).run(x)[0]
+    assert len(np.unique(coarse)) <= 256 < len(np.unique(fine))
 
 
 @NEEDS_EXTRA
@@ -173,3 +210,37 @@ def test_tflite_file_without_the_extra(tmp_path: Path) -> None:
     else:
         with pytest.raises(ValueError, match=r"facelite\[tflite\]"):
             load_backend(tmp_path / "missing.tflite")
+
+
+def test_export_command_writes_tflite_files(onnx_model, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``facelite export --float32 M.onnx --tflite ...``: one file per kind and size, with the spec
+    and the kind in the metadata; without the extra, a message naming it and nothing written."""
+    import shutil
+
+    from facelite.cli import main
+    from facelite.paths import data_path
+
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    shutil.copy(data_path("astronaut.jpg"), calib / "a.jpg")
+    out = tmp_path / "out"
+    args = ["export", "--float32", str(onnx_model[1]), "--out-dir", str(out), "--name", "m", "--tflite", "float32",
+            "int8", "--tflite-sizes", "96", "--calib-dir", str(calib), "--calib-images", "1"]
+    if unavailable_reason():
+        assert main(args) == 1
+        err = capsys.readouterr().err
+        assert "facelite[tflite]" in err and "Traceback" not in err
+        assert not out.exists()
+        return
+    assert main(args) == 0
+    from facelite.runtime.onnx import OnnxBackend
+    from facelite.runtime.tflite import TFLiteBackend, read_metadata
+
+    assert sorted(p.name for p in out.iterdir()) == ["m-float32-96.tflite", "m-float32.onnx", "m-int8-96.tflite"]
+    for kind in ("float32", "int8"):
+        path = out / f"m-{kind}-96.tflite"
+        assert read_metadata(path)["facelite.precision"] == f"tflite-{kind}"
+        backend = TFLiteBackend(path, threads=1)
+        assert backend.input_hw == (96, 96) and backend.spec == OnnxBackend(onnx_model[1]).spec
+    assert main(args[:-4] + ["--tflite-sizes", "100"]) == 1
+    assert "multiples of 32" in capsys.readouterr().err

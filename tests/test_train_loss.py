@@ -113,6 +113,26 @@ def test_distillation_skips_landmark_rows_the_teacher_left_nan():
     assert torch.isfinite(pred.grad).all() and pred.grad[0, 1].abs().sum() == 0
 
 
+def test_distillation_without_positives_leaves_the_labelled_faces_to_the_labels():
+    from facelite.train.loss import distill_loss
+
+    labels = torch.tensor([[1, 0, 0, -1]])  # a labelled face (a tiny one the teacher calls background)
+    mask = torch.zeros(1, 4, dtype=torch.bool)
+    student = torch.tensor([[[0.0, 3.0], [2.0, 0.0], [1.0, 1.0], [0.0, 0.0]]])
+    teacher = torch.tensor([[[3.0, 0.0], [2.0, 0.0], [0.0, 1.0], [1.0, 0.0]]])
+    lmk = torch.zeros(1, 4, 10)
+
+    def kl(a: int) -> float:
+        p, q = teacher[0, a].softmax(-1), student[0, a].softmax(-1)
+        return float((p * (p.log() - q.log())).sum())
+
+    every = distill_loss(student, lmk, teacher, lmk, labels, mask)["cls"].item()
+    rest = distill_loss(student, lmk, teacher, lmk, labels, mask, positives=False)["cls"].item()
+    assert every == pytest.approx(sum(kl(a) for a in range(4)), rel=1e-5)  # / 1 positive
+    assert rest == pytest.approx(sum(kl(a) for a in (1, 2, 3)), rel=1e-5)  # ignored anchors keep theirs
+    assert kl(0) > 1.0  # the case matters: the teacher disagrees with the label there
+
+
 def test_ignored_anchors_are_neither_positive_nor_mined_negatives():
     labels, box_t, lmk_t, mask = make(n=6)
     labels[0, 3] = -1  # an ignore region where the student (rightly) sees a face

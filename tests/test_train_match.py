@@ -42,6 +42,17 @@ def test_tiny_face_is_not_forced():
     assert m.matched.tolist() == [-1]
 
 
+def test_tiny_face_is_forced_when_the_rule_is_off():
+    # min_forced_iou=0: every face takes its best anchor, however small; the box still decodes to it
+    a = anchors([8, 8, 16, 16], [40, 8, 16, 16])
+    face = np.array([[5, 5, 11, 10]], np.float32)  # IoU 30/256 with anchor 0, below the default 0.2
+    assert match_anchors(a, face).matched.tolist() == [-1, -1]
+    assert match_anchors(a, face, min_forced_iou=0.0).matched.tolist() == [0, -1]
+    t = encode_targets(a, face, np.zeros((1, 5, 2), np.float32), np.array([False]), VAR, min_forced_iou=0.0)
+    assert t.labels.tolist() == [1, 0]
+    np.testing.assert_allclose(decode_boxes(t.boxes[:1], a[:1], VAR), face, atol=1e-4)
+
+
 def test_no_faces():
     m = match_anchors(anchors([8, 8, 16, 16]), np.zeros((0, 4), np.float32))
     assert m.matched.tolist() == [-1]

@@ -29,15 +29,16 @@ def _random_faces(rng: np.random.Generator, size: int, k: int, ignore_frac: floa
     return boxes, lmks.astype(np.float32), has, ign
 
 
-def _compare(per_image, size: int) -> None:
+def _compare(per_image, size: int, min_forced_iou: float = 0.2) -> None:
     anchors = make_anchors(SPEC, size, size)
     axy = cxcywh_to_xyxy(anchors)
     padded = pad_labels(per_image)
     t = encode_batch(torch.from_numpy(anchors), torch.from_numpy(axy), *padded[:3], padded[3], padded[4],
-                     SPEC.variances)
+                     SPEC.variances, min_forced_iou=min_forced_iou)
     assert t.labels.shape == (len(per_image), len(anchors)) and t.landmarks.shape[-1] == 10
     for i, (b, lm, h, ig) in enumerate(per_image):
-        ref = encode_targets(anchors, b, lm, h, SPEC.variances, anchors_xyxy=axy, ignore=ig)
+        ref = encode_targets(anchors, b, lm, h, SPEC.variances, min_forced_iou=min_forced_iou, anchors_xyxy=axy,
+                             ignore=ig)
         np.testing.assert_array_equal(t.labels[i].numpy(), ref.labels)
         np.testing.assert_array_equal(t.landmark_mask[i].numpy(), ref.landmark_mask)
         np.testing.assert_allclose(t.boxes[i].numpy(), ref.boxes, rtol=1e-5, atol=1e-5)
@@ -60,6 +61,17 @@ def test_only_ignore_regions_and_forced_ties():
     tiny = (np.array([[10, 10, 12, 12], [40, 40, 56, 56], [41, 40, 57, 56]], np.float32),
             np.zeros((3, 5, 2), np.float32), np.array([True, False, True]), np.zeros(3, bool))
     _compare([only_ignore, tiny], 160)
+    _compare([only_ignore, tiny], 160, min_forced_iou=0.0)
+
+
+def test_every_face_forced_matches_the_numpy_targets():
+    rng = np.random.default_rng(7)
+    per_image = [_random_faces(rng, 320, k) for k in (1, 7, 40)]
+    _compare(per_image, 320, min_forced_iou=0.0)
+    anchors = make_anchors(SPEC, 320, 320)
+    pos = [(encode_targets(anchors, *p[:3], SPEC.variances, min_forced_iou=f, ignore=p[3]).labels == 1).sum()
+           for p in per_image for f in (0.2, 0.0)]
+    assert sum(pos[1::2]) > sum(pos[0::2])  # the 2-px faces the default leaves out get an anchor
 
 
 @pytest.mark.shared

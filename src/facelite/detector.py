@@ -34,6 +34,9 @@ __all__ = ["FaceDetector", "as_bgr_image"]
 PRECISION_METADATA_KEY = "facelite.precision"
 """Optional ONNX metadata key with the weights' precision (``float32`` / ``int8``)."""
 
+DEFAULT_INPUT_SIZE = 640
+"""Longer side of the network input when ``input_size`` is not given."""
+
 _TO_BGR_HINT = "convert it with facelite.imageio.to_bgr(image)"
 
 
@@ -100,6 +103,8 @@ class FaceDetector:
         precision: ``"float32"`` or ``"int8"`` (shipped models only).
         input_size: the image is resized so its longer side is this many pixels (>= 32; it is
             padded up to a multiple of the model's ``pad_multiple``, so any value works).
+            Default 640; for a fixed-shape TFLite file, the file's side when that is smaller
+            (a larger ``input_size`` than the file takes is refused).
         score_threshold: keep detections with score >= this, in [0, 1].
         nms_threshold: IoU above which a lower-scoring overlapping box is suppressed, in [0, 1].
         threads: CPU threads for the network; ``None`` = ONNX Runtime's default (all cores),
@@ -146,7 +151,7 @@ class FaceDetector:
         self,
         model: str | os.PathLike[str] = "mobilenetv2-0.35",
         precision: str = "float32",
-        input_size: int = 640,
+        input_size: int | None = None,
         score_threshold: float = 0.5,
         nms_threshold: float = 0.4,
         threads: int | None = None,
@@ -161,9 +166,10 @@ class FaceDetector:
     ) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        self.input_size = _check_count("input_size", input_size, 32)
-        if self.input_size > 8192:
-            raise ValueError(f"input_size must be <= 8192, got {input_size}")
+        if input_size is not None:
+            input_size = _check_count("input_size", input_size, 32)
+            if input_size > 8192:
+                raise ValueError(f"input_size must be <= 8192, got {input_size}")
         self.score_threshold = _check_unit("score_threshold", score_threshold)
         self.nms_threshold = _check_unit("nms_threshold", nms_threshold)
         self.top_k = _check_count("top_k", top_k)
@@ -189,6 +195,14 @@ class FaceDetector:
         self.model_info: ResolvedModel = resolve_model(model, precision)
         self.backend: Backend = load_backend(self.model_info.path, threads=threads)
         self.spec: ModelSpec = self.backend.spec
+        fixed = getattr(self.backend, "input_hw", None)  # TFLite: the file's (H, W)
+        largest = min(fixed) if fixed else None
+        if input_size is None:
+            input_size = min(DEFAULT_INPUT_SIZE, largest) if largest else DEFAULT_INPUT_SIZE
+        elif largest and input_size > largest:
+            raise ValueError(f"input_size {input_size} is larger than {self.model_info.path.name} takes "
+                             f"({fixed[0]}x{fixed[1]}: TFLite files have a fixed input shape); use at most {largest}")
+        self.input_size: int = input_size
         self.last_timings: dict[str, float] = {}
 
     @classmethod

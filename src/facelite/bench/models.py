@@ -299,7 +299,7 @@ def derive_tflite(model: BenchModel, kind: str, cfg: Any) -> Variant:
     tag = ""
     if kind == "int8":
         digest = hashlib.sha256("\n".join(p.name for p in images).encode()).hexdigest()[:8]
-        tag = f"-n{len(images)}-{digest}"
+        tag = f"-fs-n{len(images)}-{digest}"  # fs: score heads float (export_tflite's float_scores)
     for size in sorted(cfg.sizes):
         s = -(-size // model.spec.pad_multiple) * model.spec.pad_multiple
         path = folder / f"tflite-{kind}-{s}x{s}{tag}.tflite"
@@ -312,5 +312,5 @@ def derive_tflite(model: BenchModel, kind: str, cfg: Any) -> Variant:
             tmp.replace(path)
         sized[size] = path
     origin = {"float32": "litert-torch conversion", "dynamic-int8": "ai-edge-quantizer dynamic_wi8_afp32 (dynamic range)",
-              "int8": f"ai-edge-quantizer static_wi8_ai8, calibrated on {what}"}[kind]
+              "int8": f"ai-edge-quantizer static_wi8_ai8 (score heads float), calibrated on {what}"}[kind]
     return Variant(f"tflite-{kind}", sized[max(sized)], origin + "; one fixed-shape file per input size", sized=sized)

@@ -7,7 +7,11 @@ Three kinds, as the paper's conversion and its usual follow-up:
   weights (per channel), float activations quantized on the fly (``ai-edge-quantizer``'s
   ``dynamic_wi8_afp32`` recipe);
 - ``int8``: full integer, int8 weights and activations, calibrated on real images through
-  facelite's own preprocessing (``static_wi8_ai8``); inputs and outputs stay float32.
+  facelite's own preprocessing (``static_wi8_ai8``); the input stays float32. As in
+  :func:`facelite.export.quantize.quantize_static_int8`, the score heads' convolutions, every
+  op after the heads (reshapes, concatenations, the softmax) and the outputs stay float by
+  default, so scores are not cut to 256 levels (``float_scores=False``: everything int8, the
+  outputs too; :class:`facelite.runtime.tflite.TFLiteBackend` dequantizes them).
 
 TFLite models have a fixed input shape: one file per input size (``S x S``, the largest padded
 input of that size); :class:`facelite.runtime.tflite.TFLiteBackend` runs smaller inputs in it.
@@ -33,6 +37,7 @@ __all__ = [
     "KINDS",
     "PRECISION_METADATA_KEY",
     "export_tflite",
+    "float_score_ops",
     "torch_model_from_onnx",
     "unavailable_reason",
     "write_metadata",
@@ -176,6 +181,48 @@ def write_metadata(path: str | os.PathLike[str], metadata: dict[str, str]) -> No
 # --------------------------------------------------------------------------- export
 
 
+def float_score_ops(tflite_model: str | os.PathLike[str]) -> list[tuple[int, str, str]]:
+    """The ops of a float ``.tflite`` detector that ``int8`` export keeps float:
+    ``(op index, op name, scope)`` (the scope as ai-edge-quantizer names it: the output tensor
+    names, each followed by ``;``).
+
+    Found from the graph, not from names: walking up from each model output, every op until a
+    ``CONV_2D`` is the tail (reshapes, concatenations, softmax, slice); the ``CONV_2D`` ops
+    reached from the output whose tail has a ``SOFTMAX`` are the score heads. The box and
+    landmark heads stay int8."""
+    from ai_edge_quantizer import qtyping
+    from ai_edge_quantizer.utils import tfl_flatbuffer_utils as tfu
+
+    model = tfu.read_model(Path(tflite_model))
+    graph = model.subgraphs[0]
+    producer = {t: i for i, op in enumerate(graph.operators) for t in op.outputs}
+
+    def code(i: int) -> int:
+        return model.operatorCodes[graph.operators[i].opcodeIndex].builtinCode
+
+    keep: set[int] = set()
+    for out in graph.outputs:
+        tail, heads, todo = set(), set(), [producer[out]] if out in producer else []
+        while todo:
+            i = todo.pop()
+            if i in tail or i in heads:
+                continue
+            if code(i) == qtyping.BuiltinOperator.CONV_2D:
+                heads.add(i)
+                continue
+            tail.add(i)
+            todo += [producer[t] for t in graph.operators[i].inputs if t in producer]
+        keep |= tail
+        if any(code(i) == qtyping.BuiltinOperator.SOFTMAX for i in tail):
+            if not heads:
+                raise ValueError("no score head convolutions above the softmax")
+            keep |= heads
+    if not any(code(i) == qtyping.BuiltinOperator.SOFTMAX for i in keep):
+        raise ValueError(f"{tflite_model}: no softmax on the way to an output; not a facelite detector?")
+    return [(i, tfu.get_op_name_by_index(model, 0, i), tfu.get_op_scope(graph.operators[i], graph.tensors))
+            for i in sorted(keep)]
+
+
 def _calibration_tensors(images: Sequence[str | os.PathLike[str]], spec: Any, input_hw: tuple[int, int]) -> list[np.ndarray]:
     from ..imageio import load_image
     from ..preprocess import preprocess
@@ -197,6 +244,7 @@ def export_tflite(
     input_hw: tuple[int, int] = (640, 640),
     calibration_images: Sequence[str | os.PathLike[str]] = (),
     float_model: str | os.PathLike[str] | None = None,
+    float_scores: bool = True,
 ) -> Path:
     """Convert ``model`` (a :class:`~facelite.nn.RetinaFace`, eval mode) to a ``.tflite`` file.
 
@@ -206,6 +254,8 @@ def export_tflite(
         calibration_images: image files for ``int8`` (preprocessed as at run time).
         float_model: an existing float32 ``.tflite`` of the same model and shape to quantize
             instead of converting again (saves the conversion).
+        float_scores: ``int8`` only: keep the score heads and the ops after the heads float
+            (:func:`float_score_ops`); ``False`` quantizes everything.
 
     Returns:
         ``out``, with the spec and ``facelite.precision`` (``tflite-<kind>``) in its metadata.
@@ -247,6 +297,18 @@ def export_tflite(
                 if not calibration_images:
                     raise ValueError("int8 (full integer) quantization needs calibration images")
                 qt.load_quantization_recipe(recipe.static_wi8_ai8())
+                if float_scores:
+                    import re
+
+                    from ai_edge_quantizer import qtyping
+
+                    for _, _, scope in float_score_ops(float_model):
+                        qt.update_quantization_recipe(regex=f"^{re.escape(scope)}$",
+                                                      operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
+                                                      algorithm_key="no_quantize")
+                    # the graph's outputs too: else they are requantized to int8 at the very end
+                    qt.update_quantization_recipe(regex=".*", operation_name=qtyping.TFLOperationName.OUTPUT,
+                                                  algorithm_key="no_quantize")
                 from ai_edge_litert.interpreter import Interpreter
 
                 sig_key, sig = next(iter(Interpreter(model_path=str(float_model)).get_signature_list().items()))

@@ -62,6 +62,9 @@ class DataConfig:
     gray_prob: float = 0.0
     mosaic_prob: float = 0.0  # four training images in one sample (facelite.train.augment.mosaic)
     positive_iou: float = 0.35
+    # a face too small for every anchor is still given its best anchor when they overlap by this
+    # much (IoU); below it the face has no positive anchor (RetinaFace's rule: 0.2). 0: every face
+    min_forced_iou: float = 0.2
     eval_split: str = "data/widerface/dev"
     # your own validation images instead of the WIDER split: a RetinaFace label.txt or WIDER
     # *_bbx_gt.txt scored by `facelite eval labels` (AP, AP by face size, best F1)
@@ -87,6 +90,9 @@ class TrainConfig:
     channels_last: bool = True
     device: str = "auto"  # "cpu", "cuda" or "auto" (CUDA when available)
     distill_cls: float = 1.0  # weight of the teacher's face probabilities (KL) when model.teacher is set
+    # false: no KL on the anchors the labels make faces (their cross-entropy alone teaches them; the
+    # teacher scores the tiny faces that data.min_forced_iou = 0 matches as background)
+    distill_positives: bool = True
     distill_landmarks: float = 0.5  # weight of the teacher's landmarks on positives without labelled ones
     distill_features: float = 0.0  # weight of feature mimicking (SSH outputs; the ONNX RetinaFace teacher only)
     # loss on labelled landmarks: "smooth_l1" (RetinaFace's) or "wing" (facelite.train.loss.wing_loss, its

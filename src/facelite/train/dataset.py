@@ -34,13 +34,13 @@ class FaceDataset(Dataset):
                  crops: list[LandmarkCrop] | None = None, positive_iou: float = 0.35,
                  teacher: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
                  live_ignore: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
-                 live_ignore_on: np.ndarray | None = None) -> None:
+                 live_ignore_on: np.ndarray | None = None, min_forced_iou: float = 0.2) -> None:
         self.samples = samples
         self.spec = spec
         self.aug = aug
         self.seed = seed
         self.epoch = 0
-        self.positive_iou = positive_iou
+        self.positive_iou, self.min_forced_iou = positive_iou, min_forced_iou
         self.teacher = teacher
         self.live_ignore = live_ignore  # (crop, labelled boxes) -> ignore regions (facelite.train.teacher_cache)
         # bool (len(samples),): the samples it runs on (those of sets that are not exhaustive); default all
@@ -78,7 +78,8 @@ class FaceDataset(Dataset):
                              np.concatenate([lab.has_landmarks, np.zeros(n, bool)]),
                              np.concatenate([lab.ignore, np.ones(n, bool)]))
         t = encode_targets(self.anchors, lab.boxes, lab.landmarks, lab.has_landmarks, self.spec.variances,
-                           self.positive_iou, anchors_xyxy=self.anchors_xyxy, ignore=lab.ignore)
+                           self.positive_iou, self.min_forced_iou, anchors_xyxy=self.anchors_xyxy,
+                           ignore=lab.ignore)
         item = (torch.from_numpy(img), torch.from_numpy(t.labels), torch.from_numpy(t.boxes),
                 torch.from_numpy(t.landmarks), torch.from_numpy(t.landmark_mask))
         if self.teacher is not None:

@@ -32,9 +32,11 @@ class DeviceBatches:
 
     def __init__(self, store: ImageStore, aug: AugmentConfig, spec: ModelSpec, device: torch.device | str,
                  seed: int = 0, positive_iou: float = 0.35, teacher: BatchTeacher | None = None,
-                 crops: list[LandmarkCrop] | None = None, crop_images: list[np.ndarray] | None = None) -> None:
+                 crops: list[LandmarkCrop] | None = None, crop_images: list[np.ndarray] | None = None,
+                 min_forced_iou: float = 0.2) -> None:
         self.device = torch.device(device)
         self.spec, self.positive_iou, self.teacher = spec, positive_iou, teacher
+        self.min_forced_iou = min_forced_iou
         self.augmenter = BatchAugmenter(store, aug, self.device, seed, crops, crop_images)
         anchors = make_anchors(spec, aug.size, aug.size)
         self.anchors = torch.from_numpy(anchors).to(self.device)
@@ -45,7 +47,7 @@ class DeviceBatches:
         imgs, labels = self.augmenter(indices, epoch, draws)
         boxes, lmks, has, valid, ign = pad_labels([(lb.boxes, lb.landmarks, lb.has_landmarks, lb.ignore)
                                                    for lb in labels], self.device)
-        args = (self.spec.variances, self.positive_iou)
+        args = (self.spec.variances, self.positive_iou, self.min_forced_iou)
         if self.device.type == "cuda":  # one call on the padded batch
             t = encode_batch(self.anchors, self.anchors_xyxy, boxes, lmks, has, valid, ign, *args)
             item = (imgs, t.labels, t.boxes, t.landmarks, t.landmark_mask)

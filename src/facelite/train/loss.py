@@ -89,11 +89,12 @@ def multibox_loss(logits: torch.Tensor, box_pred: torch.Tensor, lmk_pred: torch.
 
 
 def distill_loss(logits: torch.Tensor, lmk_pred: torch.Tensor, t_logits: torch.Tensor, t_lmk: torch.Tensor,
-                 labels: torch.Tensor, lmk_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+                 labels: torch.Tensor, lmk_mask: torch.Tensor, positives: bool = True) -> dict[str, torch.Tensor]:
     """Knowledge distillation from a teacher with the same anchors (all (B, N, 2 | 10)).
 
     - ``cls``: KL(teacher || student) of the face/background distribution, summed over all anchors
-      and divided by the number of positives (the scale of the classification loss);
+      (``positives=False``: all but the labels' positives) and divided by the number of positives
+      (the scale of the classification loss);
     - ``landmarks``: smooth-L1 to the teacher's landmark offsets on positives that have no labelled
       landmarks (most WIDER faces), divided by their number; rows the teacher left NaN (no
       landmarks for that anchor) are skipped.
@@ -102,7 +103,12 @@ def distill_loss(logits: torch.Tensor, lmk_pred: torch.Tensor, t_logits: torch.T
     t_logits, t_lmk = t_logits.float(), t_lmk.float()
     pos = labels > 0
     num_pos = pos.sum().clamp(min=1).float()
-    kl = F.kl_div(F.log_softmax(logits, -1), F.log_softmax(t_logits, -1), log_target=True, reduction="sum")
+    if positives:
+        kl = F.kl_div(F.log_softmax(logits, -1), F.log_softmax(t_logits, -1), log_target=True, reduction="sum")
+    else:
+        per_anchor = F.kl_div(F.log_softmax(logits, -1), F.log_softmax(t_logits, -1), log_target=True,
+                              reduction="none").sum(-1)
+        kl = per_anchor[~pos].sum()
     unl = pos & ~lmk_mask & torch.isfinite(t_lmk).all(dim=-1)
     lmk = F.smooth_l1_loss(lmk_pred[unl], t_lmk[unl], reduction="sum") / unl.sum().clamp(min=1).float()
     return {"cls": kl / num_pos, "landmarks": lmk}

@@ -368,7 +368,7 @@ def make_device_batches(cfg: Config, spec: ModelSpec, aug: AugmentConfig, sample
     teacher = BatchTeacher(anchor_teacher, device, cfg.train.threads) if anchor_teacher is not None else None
     crops = [c for c in (crops or []) if c.box is not None]
     return DeviceBatches(store, aug, spec, device, cfg.train.seed, cfg.data.positive_iou, teacher, crops,
-                         [load_image(c.path) for c in crops])
+                         [load_image(c.path) for c in crops], cfg.data.min_forced_iou)
 
 
 class _BatchImages:
@@ -563,7 +563,8 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None,
         dataset = FaceDataset(samples, spec, aug, seed=cfg.train.seed, crops=crops,
                               positive_iou=cfg.data.positive_iou, teacher=anchor_teacher, live_ignore=live_ignore,
                               live_ignore_on=np.concatenate([np.full(len(src.samples), not src.exhaustive)
-                                                             for src in sources]))
+                                                             for src in sources]),
+                              min_forced_iou=cfg.data.min_forced_iou)
     single = len(sources) == 1 and sources[0].weight == 1.0
     sampler = (EpochSampler(len(samples), cfg.train.seed) if single  # as before: the same order
                else SourceSampler([len(src.samples) for src in sources], [src.weight for src in sources],
@@ -676,7 +677,7 @@ def train(cfg: Config, epochs: int | None = None, stop_after: int | None = None,
                 t_logits, t_lmks, *t_feats = (t.to(device, non_blocking=pin) for t in soft)
             losses["kd_cls"] = losses["kd_landmarks"] = losses["kd_features"] = torch.zeros((), device=device)
             if teacher is not None or soft:
-                kd = distill_loss(logits, lmks, t_logits, t_lmks, labels, lmk_mask)
+                kd = distill_loss(logits, lmks, t_logits, t_lmks, labels, lmk_mask, cfg.train.distill_positives)
                 losses["kd_cls"], losses["kd_landmarks"] = kd["cls"], kd["landmarks"]
                 losses["total"] = (losses["total"] + cfg.train.distill_cls * kd["cls"]
                                    + cfg.train.distill_landmarks * kd["landmarks"])
