@@ -1,9 +1,11 @@
 """Where one detector loses AP against another: recall by face size, and confident false positives.
 
     python -m benchmarks.gap --models facelite-0.35 retinaface-mnet0.25 --input-size 640
+    python -m benchmarks.gap --models facelite-0.35 mine=runs/x/mobilenetv2-0.35-float32.onnx
 
-For each model (any name of :mod:`benchmarks.registry`), on the dev split at the evaluation
-settings (score 0.02, NMS 0.4):
+For each model (any name of :mod:`benchmarks.registry`, or a facelite ``.onnx`` / ``.tflite``
+file as ``PATH`` or ``LABEL=PATH``, run by :class:`facelite.FaceDetector` with its defaults), on
+the dev split at the evaluation settings (score 0.02, NMS 0.4):
 
 - recall of the faces that count in a subset (default Easy and Medium), per bin of face size at
   the network input (``sqrt(w * h)`` of the ground-truth box times ``input_size / longer side``),
@@ -92,9 +94,35 @@ def table(results: dict[str, dict], subset: str) -> str:
     return "\n".join(lines)
 
 
+def _model_file(arg: str) -> tuple[str, Path] | None:
+    """``(label, path)`` when ``arg`` names a model file (``PATH`` or ``LABEL=PATH``), else None."""
+    label, _, path = arg.rpartition("=") if "=" in arg else (None, "", arg)
+    if Path(path).suffix.lower() not in {".onnx", ".tflite"}:
+        return None
+    if not Path(path).is_file():
+        raise ValueError(f"no such model file: {path}")
+    return label or Path(path).stem, Path(path)
+
+
+def _detectors(models: list[str], input_size: int, threads: int) -> dict[str, object]:
+    """``label -> image -> (boxes, scores, landmarks)`` for registry names and model files, in the
+    order given (registry names in table order)."""
+    from facelite import FaceDetector
+
+    files = {a: _model_file(a) for a in models}
+    names = [a for a, f in files.items() if f is None]
+    out: dict[str, object] = {e.name: e.build(input_size, threads=threads) for e in (select(names) if names else [])}
+    for f in files.values():
+        if f is not None:
+            det = FaceDetector(f[1], input_size=input_size, score_threshold=0.02, nms_threshold=0.4, threads=threads)
+            out[f[0]] = det.detect_arrays
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.gap", description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", nargs="+", required=True, help="names from benchmarks.registry")
+    p.add_argument("--models", nargs="+", required=True,
+                   help="names from benchmarks.registry and/or facelite .onnx/.tflite files (PATH or LABEL=PATH)")
     p.add_argument("--input-size", type=int, default=640)
     p.add_argument("--subsets", nargs="+", default=["easy", "medium"], choices=list(wf.SUBSETS))
     p.add_argument("--split-dir", type=Path, default=None, help="default <shared>/data/widerface/dev")
@@ -104,15 +132,14 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     split_dir = args.split_dir or wf.default_split_dir()
     try:
-        entries = select(args.models)
-    except (KeyError, ValueError) as e:
+        detectors = _detectors(args.models, args.input_size, args.threads)
+    except (KeyError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     preds = {}
-    for e in entries:
-        det = e.build(args.input_size, threads=args.threads)
+    for name, det in detectors.items():
         run = wf.run_detector_on_split(det, split_dir, limit=args.limit, show_progress=False)
-        preds[e.name] = run.predictions
+        preds[name] = run.predictions
     names = list(next(iter(preds.values())))
     gt = wf.load_ground_truth(image_list=names)
     sides = image_sides(split_dir)

@@ -208,6 +208,32 @@ def test_gap_stats_on_a_hand_made_image():
     assert m["faces"][0] == 1 and m["recall"]["0.5"][0] == 1.0  # the 10-px face counts in medium
 
 
+def test_gap_takes_model_files_and_refuses_missing_ones(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks.gap import _model_file, main
+
+    assert _model_file("facelite-0.35") is None  # a registry name
+    shipped = Path(__file__).parents[1] / "src/facelite/models/mobilenetv2-0.35-float32.onnx"
+    assert _model_file(str(shipped)) == ("mobilenetv2-0.35-float32", shipped)
+    assert _model_file(f"mine={shipped}") == ("mine", shipped)
+    assert main(["--models", f"x={tmp_path / 'missing.onnx'}", "--limit", "1"]) == 2
+    assert "no such model file" in capsys.readouterr().err
+
+
+@pytest.mark.shared
+def test_gap_runs_a_model_file_as_its_registry_name(tmp_path: Path) -> None:
+    """The shipped file given as a path gives the registry entry's numbers (same detector, same
+    defaults)."""
+    from benchmarks.gap import main
+
+    shipped = Path(__file__).parents[1] / "src/facelite/models/mobilenetv2-0.35-float32.onnx"
+    out = tmp_path / "gap.json"
+    assert main(["--models", "facelite-0.35", f"file={shipped}", "--input-size", "320", "--limit", "4",
+                 "--subsets", "hard", "--threads", "1", "--json", str(out)]) == 0
+    hard = json.loads(out.read_text())["hard"]
+    assert list(hard) == ["facelite-0.35", "file"] and sum(hard["file"]["faces"]) > 0
+    assert hard["file"] == hard["facelite-0.35"]
+
+
 @pytest.mark.shared
 def test_eval_peer_on_a_label_file_scores_like_facelite_eval_labels(tmp_path: Path) -> None:
     """``--task labels`` runs an adapter on a label file's images; its cache is what
