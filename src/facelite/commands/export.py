@@ -68,13 +68,13 @@ def _from_float32(path: Path, out_dir: Path, name: str | None) -> Path:
     """``path`` at ``<out_dir>/<stem>-float32.onnx`` (copied unless it is that file)."""
     import shutil
 
-    from ..export.quantize import _metadata
+    from ..export.onnx import read_metadata
     from ..spec import ModelSpec
 
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
     try:
-        metadata = _metadata(path)
+        metadata = read_metadata(path)
     except Exception as e:  # onnx raises protobuf's DecodeError, among others, for a file that is not ONNX
         raise ValueError(f"{path}: not an ONNX model ({e})") from e
     spec = ModelSpec.from_metadata(metadata)  # ValueError naming the missing metadata

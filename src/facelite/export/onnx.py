@@ -34,6 +34,15 @@ def add_metadata(model_proto: onnx.ModelProto, metadata: dict[str, str]) -> None
     stamp_checksum(model_proto)
 
 
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The key/value metadata of an ONNX file (the graph's weights are not loaded).
+
+    Raises:
+        google.protobuf.message.DecodeError (among others): the file is not ONNX.
+    """
+    return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+
+
 def export_onnx(model: RetinaFace, path: str | Path, sample_hw: tuple[int, int] = (320, 320)) -> Path:
     """Write ``model`` (eval mode, float32) to ``path`` with its spec in the metadata; returns the path."""
     path = Path(path)

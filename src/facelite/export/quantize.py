@@ -31,19 +31,15 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 from ..imageio import load_image
 from ..preprocess import _round_up, preprocess
 from ..spec import ModelSpec
-from .onnx import INPUT_NAME, add_metadata
+from .onnx import INPUT_NAME, add_metadata, read_metadata
 
 CALIBRATION_CHUNK = 8
 """Images per calibration pass: what the calibrator holds in memory at once."""
 
 
-def _metadata(path: Path) -> dict[str, str]:
-    return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
-
-
 def _copy_metadata(src: Path, dst: Path, precision: str) -> None:
     proto = onnx.load(str(dst))
-    add_metadata(proto, {**_metadata(src), "facelite.precision": precision})
+    add_metadata(proto, {**read_metadata(src), "facelite.precision": precision})
     onnx.save(proto, str(dst))
 
 
@@ -106,7 +102,7 @@ def quantize_static_int8(float_model: str | Path, out: str | Path, calibration_i
     float_model, out = Path(float_model), Path(out)
     if len(calibration_images) == 0:
         raise ValueError("static quantization needs calibration images")
-    spec = ModelSpec.from_metadata(_metadata(float_model))
+    spec = ModelSpec.from_metadata(read_metadata(float_model))
     methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                "percentile": CalibrationMethod.Percentile}
     if method not in methods:
