@@ -96,7 +96,7 @@ def table(results: dict[str, dict], subset: str) -> str:
 
 def _model_file(arg: str) -> tuple[str, Path] | None:
     """``(label, path)`` when ``arg`` names a model file (``PATH`` or ``LABEL=PATH``), else None."""
-    label, _, path = arg.rpartition("=") if "=" in arg else (None, "", arg)
+    label, _, path = arg.rpartition("=")  # no "=": label ""
     if Path(path).suffix.lower() not in {".onnx", ".tflite"}:
         return None
     if not Path(path).is_file():

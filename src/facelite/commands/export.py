@@ -144,11 +144,9 @@ def _write_tflite(f32: Path, out_dir: Path, stem: str, args: argparse.Namespace,
 
     model = torch_model_from_onnx(f32)
     kinds = [k for k in ("float32", "dynamic-int8", "int8") if k in args.tflite]
+    keep_float = "float32" in kinds
     for size in dict.fromkeys(args.tflite_sizes):
-        float_file = out_dir / f"{stem}-float32-{size}.tflite"
-        keep_float = "float32" in kinds
-        if not keep_float:
-            float_file = out_dir / f".{stem}-float32-{size}.tmp.tflite"
+        float_file = out_dir / (f"{stem}-float32-{size}.tflite" if keep_float else f".{stem}-float32-{size}.tmp.tflite")
         try:
             export_tflite(model, float_file, "float32", (size, size))
             for kind in kinds:
